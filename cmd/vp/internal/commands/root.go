@@ -1,0 +1,49 @@
+package commands
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+)
+
+type rootFlags struct {
+	logFormat string
+	logLevel  string
+}
+
+// New returns the root command.
+func New() *cobra.Command {
+	rf := &rootFlags{}
+	root := &cobra.Command{
+		Use:           "vp",
+		Short:         "Vision Platform: event-driven training",
+		SilenceUsage:  true,
+		SilenceErrors: false,
+	}
+	root.PersistentFlags().StringVar(&rf.logFormat, "log-format", "json", "log format: json or console")
+	root.PersistentFlags().StringVar(&rf.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	root.AddCommand(newBrokerCmd(rf), newEmitCmd(rf), newUpCmd(rf))
+	return root
+}
+
+// logger builds the process logger from the root flags.
+func (rf *rootFlags) logger(w io.Writer) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(rf.logLevel)
+	if err != nil {
+		return zerolog.Nop(), fmt.Errorf("--log-level: %w", err)
+	}
+	switch rf.logFormat {
+	case "json":
+	case "console":
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	default:
+		return zerolog.Nop(), fmt.Errorf("--log-format: %q is not json or console", rf.logFormat)
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+func stderrLogger(rf *rootFlags) (zerolog.Logger, error) { return rf.logger(os.Stderr) }

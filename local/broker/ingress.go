@@ -1,0 +1,304 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/binding"
+	"github.com/cloudevents/sdk-go/v2/event"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/vision-platform/vp/events"
+)
+
+// Extension attributes the broker sets, as Knative's does.
+const (
+	ExtTTL         = "knativebrokerttl"
+	ExtArrivalTime = "knativearrivaltime"
+	ExtErrorDest   = "knativeerrordest"
+	ExtErrorCode   = "knativeerrorcode"
+	ExtErrorData   = "knativeerrordata"
+	// DefaultTTL is the hop budget an event gets at the ingress.
+	DefaultTTL = 255
+)
+
+const batchMediaType = "application/cloudevents-batch+json"
+
+// ErrorBody is the JSON body of every 4xx/5xx the ingress answers.
+type ErrorBody struct {
+	Error  string              `json:"error"`
+	Fields []events.FieldError `json:"fields,omitempty"`
+}
+
+func writeError(w http.ResponseWriter, code int, msg string, fields ...events.FieldError) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(ErrorBody{Error: msg, Fields: fields})
+}
+
+func (b *Broker) ingress(w http.ResponseWriter, r *http.Request) {
+	ns, name := r.PathValue("namespace"), r.PathValue("broker")
+	key := ns + "/" + name
+	if !b.brokers[key] {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("%v: %s", ErrUnknownBroker, key))
+		return
+	}
+	if b.closed.Load() {
+		writeError(w, http.StatusServiceUnavailable, ErrClosed.Error())
+		return
+	}
+	if r.ContentLength > b.o.maxBytes {
+		b.m.rejected.WithLabelValues(key, "413").Inc()
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes is over the limit of %d", r.ContentLength, b.o.maxBytes))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, b.o.maxBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			b.m.rejected.WithLabelValues(key, "413").Inc()
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is over the limit of %d bytes", b.o.maxBytes))
+			return
+		}
+		writeError(w, http.StatusBadRequest, "reading request body: "+err.Error())
+		return
+	}
+	var msgs []*nats.Msg
+	var fields []events.FieldError
+	err = nil
+	fast := false
+	if !b.o.validate || !strings.HasPrefix(r.Header.Get(hdrType), events.Prefix) {
+		var h nats.Header
+		if h, fields, fast = binaryHeaders(r.Header, body); fast && len(fields) == 0 {
+			msgs = []*nats.Msg{{Header: h, Data: body}}
+		}
+	}
+	if !fast {
+		var evs []event.Event
+		var batch bool
+		evs, batch, fields, err = ParseRequest(r.Header, body)
+		if err == nil {
+			fields = b.validate(evs, batch)
+		}
+		if err == nil && len(fields) == 0 {
+			msgs = make([]*nats.Msg, len(evs))
+			for i := range evs {
+				m := &nats.Msg{Header: make(nats.Header, 12)}
+				if m.Data, err = encodeEvent(&evs[i], m.Header); err != nil {
+					writeError(w, http.StatusBadRequest, fmt.Sprintf("encoding event %s: %v", evs[i].ID(), err))
+					return
+				}
+				msgs[i] = m
+			}
+		}
+	}
+	if err != nil || len(fields) > 0 {
+		b.m.rejected.WithLabelValues(key, "400").Inc()
+		msg := "invalid event"
+		if err != nil {
+			msg = err.Error()
+		}
+		writeError(w, http.StatusBadRequest, msg, fields...)
+		return
+	}
+	stored, err := b.publish(r.Context(), ns, name, msgs)
+	if err != nil {
+		b.log.Error().Err(err).Str("broker", key).Msg("storing events")
+		writeError(w, http.StatusServiceUnavailable, "storing events: "+err.Error())
+		return
+	}
+	if b.log.GetLevel() <= zerolog.DebugLevel {
+		for i, m := range msgs {
+			l := b.log.Debug().Str("broker", key).Str("id", m.Header.Get(hdrID)).Str("type", m.Header.Get(hdrType)).Str("source", m.Header.Get(hdrSource))
+			if !stored[i] {
+				l.Msg("duplicate event dropped")
+			} else {
+				l.Msg("event accepted")
+			}
+		}
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// validate checks each event against the CloudEvents spec (and the
+// vocabulary when configured), naming fields as "[i].field" in a batch.
+func (b *Broker) validate(evs []event.Event, batch bool) []events.FieldError {
+	var out []events.FieldError
+	for i, e := range evs {
+		var fs []events.FieldError
+		if b.o.validate && strings.HasPrefix(e.Type(), events.Prefix) {
+			var ve *events.ValidationError
+			if err := events.Validate(e); errors.As(err, &ve) {
+				fs = ve.Fields
+			}
+		} else {
+			fs = checkEvent(e)
+		}
+		for _, f := range fs {
+			if batch {
+				f.Field = fmt.Sprintf("[%d].%s", i, f.Field)
+			}
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// ParseRequest decodes the CloudEvents in an HTTP request: binary mode
+// (ce-* headers), structured mode (application/cloudevents+json) or batch
+// mode (application/cloudevents-batch+json). A decoding error names the
+// field where it can; batch reports a batch-mode request.
+func ParseRequest(h http.Header, body []byte) (evs []event.Event, batch bool, fields []events.FieldError, err error) {
+	mt, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
+	if mt == batchMediaType {
+		var raws []json.RawMessage
+		if err := json.Unmarshal(body, &raws); err != nil {
+			return nil, true, []events.FieldError{{Field: "body", Reason: "a batch must be a JSON array of events: " + err.Error()}}, errors.New("invalid batch")
+		}
+		if len(raws) == 0 {
+			return nil, true, []events.FieldError{{Field: "body", Reason: "the batch is empty"}}, errors.New("invalid batch")
+		}
+		out := make([]event.Event, len(raws))
+		for i, raw := range raws {
+			if err := json.Unmarshal(raw, &out[i]); err != nil {
+				fields = append(fields, events.FieldError{Field: fmt.Sprintf("[%d]", i), Reason: err.Error()})
+			}
+		}
+		if len(fields) > 0 {
+			return nil, true, fields, errors.New("invalid event in batch; nothing was accepted")
+		}
+		return out, true, nil, nil
+	}
+	msg := cehttp.NewMessage(h, io.NopCloser(bytes.NewReader(body)))
+	if msg.ReadEncoding() == binding.EncodingUnknown {
+		return nil, false, []events.FieldError{{Field: "specversion", Reason: "no ce-specversion header (binary mode) and Content-Type is not application/cloudevents+json or " + batchMediaType}}, errors.New("not a CloudEvent")
+	}
+	e, err := binding.ToEvent(context.Background(), msg)
+	if err != nil {
+		return nil, false, []events.FieldError{{Field: fieldOfDecodeError(err), Reason: err.Error()}}, errors.New("invalid event")
+	}
+	return []event.Event{*e}, false, nil, nil
+}
+
+// checkEvent lists what keeps e from being stored: CloudEvents spec
+// violations, data that its JSON content type says is JSON but is not, and
+// a hop TTL that is not an integer.
+func checkEvent(e event.Event) []events.FieldError {
+	var fs []events.FieldError
+	events.ContextErrors(e, &fs)
+	if isJSON(e.DataContentType()) && len(e.Data()) > 0 && !e.DataBase64 && !json.Valid(e.Data()) {
+		fs = append(fs, events.FieldError{Field: "data", Reason: "datacontenttype " + e.DataContentType() + " says JSON, but data is not valid JSON"})
+	}
+	if v, ok := e.Extensions()[ExtTTL]; ok {
+		if _, err := ttlOf(v); err != nil {
+			fs = append(fs, events.FieldError{Field: ExtTTL, Reason: err.Error()})
+		}
+	}
+	return fs
+}
+
+func isJSON(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && (mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json"))
+}
+
+func fieldOfDecodeError(err error) string {
+	s := err.Error()
+	for _, f := range []string{"specversion", "id", "source", "type", "time", "dataschema", "datacontenttype", "subject"} {
+		if strings.Contains(s, f) {
+			return f
+		}
+	}
+	return "body"
+}
+
+func ttlOf(v any) (int, error) {
+	switch t := v.(type) {
+	case int32:
+		return int(t), nil
+	case int:
+		return t, nil
+	case string:
+		n, err := strconv.Atoi(t)
+		if err != nil {
+			return 0, fmt.Errorf("%q is not an integer", t)
+		}
+		return n, nil
+	}
+	return 0, fmt.Errorf("%v is not an integer", v)
+}
+
+// publish stores encoded events (see encodeEvent) in the broker's subject
+// and waits until JetStream has them. stored[i] is false for a duplicate of
+// an event already stored, or an event dropped for an exhausted hop TTL.
+func (b *Broker) publish(ctx context.Context, ns, name string, msgs []*nats.Msg) ([]bool, error) {
+	key := ns + "/" + name
+	subject := subjectFor(ns, name)
+	now := []string{time.Now().UTC().Format(time.RFC3339Nano)}
+	futures := make([]jetstream.PubAckFuture, len(msgs))
+	stored := make([]bool, len(msgs))
+	for i, m := range msgs {
+		ttl := DefaultTTL
+		if v := m.Header[hdrTTL]; len(v) > 0 {
+			ttl, _ = ttlOf(v[0])
+		}
+		if ttl <= 0 {
+			b.log.Warn().Str("broker", key).Str("id", m.Header.Get(hdrID)).Str("type", m.Header.Get(hdrType)).Msg("event with exhausted TTL dropped")
+			b.m.dropped.WithLabelValues("", "ttl_exhausted").Inc()
+			continue
+		}
+		m.Subject = subject
+		m.Header[hdrTTL] = []string{strconv.Itoa(ttl)}
+		m.Header[hdrArrivalTime] = now
+		m.Header[jetstream.MsgIDHeader] = []string{msgID(ns, name, m.Header.Get(hdrSource), m.Header.Get(hdrID))}
+		if len(msgs) == 1 {
+			ack, err := b.js.PublishMsg(ctx, m)
+			if err != nil {
+				return nil, err
+			}
+			stored[0] = !ack.Duplicate
+			b.count(key, stored[0])
+			return stored, nil
+		}
+		f, err := b.js.PublishMsgAsync(m)
+		if err != nil {
+			return nil, err
+		}
+		futures[i] = f
+	}
+	for i, f := range futures {
+		if f == nil {
+			continue
+		}
+		select {
+		case ack := <-f.Ok():
+			stored[i] = !ack.Duplicate
+			b.count(key, stored[i])
+		case err := <-f.Err():
+			return nil, err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return stored, nil
+}
+
+func (b *Broker) count(key string, stored bool) {
+	if stored {
+		b.m.received.WithLabelValues(key).Inc()
+	} else {
+		b.m.duplicates.WithLabelValues(key).Inc()
+	}
+}

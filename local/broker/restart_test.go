@@ -1,0 +1,122 @@
+package broker
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+)
+
+// TestHelperBrokerProcess is not a test: TestInt_RestartAfterSIGKILL runs
+// the test binary again with it to get a broker in a process of its own.
+func TestHelperBrokerProcess(t *testing.T) {
+	dir, triggers := os.Getenv("VP_HELPER_DATA"), os.Getenv("VP_HELPER_TRIGGERS")
+	if dir == "" {
+		t.Skip("helper process for TestInt_RestartAfterSIGKILL")
+	}
+	trs, err := LoadTriggers(triggers)
+	if err != nil {
+		fmt.Println("ERROR", err)
+		os.Exit(1)
+	}
+	b, err := New(context.Background(), WithDataDir(dir), WithTriggers(trs...), WithRedeliveryAfter(time.Second))
+	if err != nil {
+		fmt.Println("ERROR", err)
+		os.Exit(1)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Println("ERROR", err)
+		os.Exit(1)
+	}
+	fmt.Println("LISTENING", ln.Addr().String())
+	_ = http.Serve(ln, b.Handler())
+}
+
+func startHelper(t *testing.T, dir, triggers string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperBrokerProcess$")
+	cmd.Env = append(os.Environ(), "VP_HELPER_DATA="+dir, "VP_HELPER_TRIGGERS="+triggers)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	lines := bufio.NewScanner(out)
+	deadline := time.AfterFunc(30*time.Second, func() { _ = cmd.Process.Kill() })
+	defer deadline.Stop()
+	for lines.Scan() {
+		if addr, ok := strings.CutPrefix(lines.Text(), "LISTENING "); ok {
+			go func() {
+				for lines.Scan() {
+				}
+			}()
+			return cmd, "http://" + addr
+		}
+		if strings.HasPrefix(lines.Text(), "ERROR") {
+			t.Fatalf("broker process: %s", lines.Text())
+		}
+	}
+	t.Fatal("broker process exited before listening")
+	return nil, ""
+}
+
+func TestInt_RestartAfterSIGKILL(t *testing.T) {
+	var up atomic.Bool
+	var accepted sync.Map // ids the subscriber answered 200 to
+	s := newSink(t, func(_ int64, e event.Event, w http.ResponseWriter) {
+		if up.Load() {
+			accepted.Store(e.ID(), true)
+			w.WriteHeader(200)
+		} else {
+			w.WriteHeader(503)
+		}
+	})
+	dir := t.TempDir()
+	triggers := filepath.Join(dir, "triggers.yaml")
+	if err := os.WriteFile(triggers, []byte(trigger("durable", s.URL, "  delivery: {retry: 1000, backoffPolicy: linear, backoffDelay: PT0.02S}\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+
+	cmd, base := startHelper(t, data, triggers)
+	const n = 300
+	for i := 0; i < n; i++ {
+		mustAccept(t, base+"/default/default", mkEvent(fmt.Sprint("k", i), "t"))
+	}
+	// Let the subscriber refuse some deliveries, then kill the broker hard.
+	time.Sleep(200 * time.Millisecond)
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	t.Logf("%d refused attempts before SIGKILL", s.calls.Load())
+
+	up.Store(true)
+	startHelper(t, data, triggers)
+	eventually(t, "every accepted event delivered after restart", func() bool {
+		delivered := 0
+		for i := 0; i < n; i++ {
+			if _, ok := accepted.Load(fmt.Sprint("k", i)); ok {
+				delivered++
+			}
+		}
+		return delivered == n
+	})
+}
