@@ -3,9 +3,11 @@ package broker
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -111,10 +113,22 @@ func waitCount(b *testing.B, what string, get func() int64, want int64) {
 	}
 }
 
+// benchBroker runs the broker in a process of its own, as vp broker runs
+// it, so that it has its own heap and collector beside the harness's
+// senders and subscribers (the peer brokers were measured the same way).
 func benchBroker(b *testing.B, subs []*benchSubscriber) string {
 	var y strings.Builder
 	for i, s := range subs {
 		y.WriteString(fmt.Sprintf("---\napiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata: {name: t%d}\nspec:\n  subscriber: {uri: %q}\n", i, s.URL))
+	}
+	if os.Getenv("VP_BENCH_INPROCESS") == "" {
+		dir := b.TempDir()
+		triggers := filepath.Join(dir, "triggers.yaml")
+		if err := os.WriteFile(triggers, []byte(y.String()), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		_, base := startHelper(b, filepath.Join(dir, "data"), triggers)
+		return base + "/default/default"
 	}
 	trs, err := ParseTriggers("bench.yaml", []byte(y.String()))
 	if err != nil {
@@ -124,9 +138,14 @@ func benchBroker(b *testing.B, subs []*benchSubscriber) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := httptest.NewServer(br.Handler())
-	b.Cleanup(func() { srv.Close(); br.Close() })
-	return srv.URL + "/default/default"
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go br.Serve(ctx, ln)
+	b.Cleanup(func() { cancel(); br.Close() })
+	return "http://" + ln.Addr().String() + "/default/default"
 }
 
 // BenchmarkThroughput reports events/s delivered: straight to the

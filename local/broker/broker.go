@@ -117,11 +117,15 @@ func (b *Broker) brokerNames() []string {
 func (b *Broker) Handler() http.Handler { return b.mux }
 
 func (b *Broker) readyz(w http.ResponseWriter, _ *http.Request) {
-	if !b.ready.Load() || b.closed.Load() || b.nc == nil || !b.nc.IsConnected() {
+	if !b.isReady() {
 		http.Error(w, "not ready", http.StatusServiceUnavailable)
 		return
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+func (b *Broker) isReady() bool {
+	return b.ready.Load() && !b.closed.Load() && b.nc != nil && b.nc.IsConnected()
 }
 
 func (b *Broker) openStore(ctx context.Context) error {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -87,11 +88,17 @@ func settle() { time.Sleep(300 * time.Millisecond) }
 
 type harness struct {
 	b       *Broker
-	srv     *httptest.Server
+	base    string // http://host:port
 	ingress string
 }
 
 func startBroker(t *testing.T, triggersYAML string, opts ...Option) *harness {
+	return startBrokerWith(t, false, triggersYAML, opts...)
+}
+
+// startBrokerWith serves the broker as vp broker does (Serve, fasthttp), or
+// through Handler in a net/http server when netHTTP is set.
+func startBrokerWith(t *testing.T, netHTTP bool, triggersYAML string, opts ...Option) *harness {
 	t.Helper()
 	trs, err := ParseTriggers("test.yaml", []byte(triggersYAML))
 	if err != nil {
@@ -102,9 +109,27 @@ func startBroker(t *testing.T, triggersYAML string, opts ...Option) *harness {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	srv := httptest.NewServer(b.Handler())
-	t.Cleanup(func() { srv.Close(); b.Close() })
-	return &harness{b: b, srv: srv, ingress: srv.URL + "/default/default"}
+	if netHTTP {
+		srv := httptest.NewServer(b.Handler())
+		t.Cleanup(func() { srv.Close(); b.Close() })
+		return &harness{b: b, base: srv.URL, ingress: srv.URL + "/default/default"}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve() = %v", err)
+		}
+		b.Close()
+	})
+	base := "http://" + ln.Addr().String()
+	return &harness{b: b, base: base, ingress: base + "/default/default"}
 }
 
 func trigger(name, uri, extra string) string {
@@ -344,8 +369,13 @@ func TestInt_NonEventReplyIgnored(t *testing.T) {
 }
 
 func TestInt_Ingress(t *testing.T) {
+	t.Run("fasthttp", func(t *testing.T) { testIngress(t, false) })
+	t.Run("net/http", func(t *testing.T) { testIngress(t, true) })
+}
+
+func testIngress(t *testing.T, netHTTP bool) {
 	s := newSink(t, nil)
-	h := startBroker(t, trigger("all", s.URL, ""), WithMaxEventBytes(4096))
+	h := startBrokerWith(t, netHTTP, trigger("all", s.URL, ""), WithMaxEventBytes(4096))
 	do := func(ct string, body []byte, hdr map[string]string) (int, ErrorBody) {
 		req, _ := http.NewRequest("POST", h.ingress, bytes.NewReader(body))
 		req.Header.Set("Content-Type", ct)
@@ -406,9 +436,12 @@ func TestInt_Ingress(t *testing.T) {
 		t.Errorf("oversized: %d, want 413", code)
 	}
 	// Unknown broker.
-	req, _ := http.NewRequest("POST", h.srv.URL+"/default/nope", strings.NewReader("{}"))
+	req, _ := http.NewRequest("POST", h.base+"/default/nope", strings.NewReader("{}"))
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 404 {
 		t.Errorf("unknown broker: %v %v", resp.StatusCode, err)
+	}
+	if resp, err := http.Get(h.ingress); err != nil || resp.StatusCode != 405 {
+		t.Errorf("GET on the ingress: %v %v, want 405", resp.StatusCode, err)
 	}
 	// Duplicates (same source+id) are stored once.
 	mustAccept(t, h.ingress, mkEvent("dup", "t"))
@@ -426,7 +459,7 @@ func TestInt_Ingress(t *testing.T) {
 	}
 	// Health and metrics.
 	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
-		resp, err := http.Get(h.srv.URL + p)
+		resp, err := http.Get(h.base + p)
 		if err != nil || resp.StatusCode != 200 {
 			t.Errorf("GET %s = %v, %v", p, resp.StatusCode, err)
 			continue

@@ -50,45 +50,70 @@ func writeError(w http.ResponseWriter, code int, msg string, fields ...events.Fi
 
 func (b *Broker) ingress(w http.ResponseWriter, r *http.Request) {
 	ns, name := r.PathValue("namespace"), r.PathValue("broker")
-	key := ns + "/" + name
-	if !b.brokers[key] {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("%v: %s", ErrUnknownBroker, key))
-		return
-	}
-	if b.closed.Load() {
-		writeError(w, http.StatusServiceUnavailable, ErrClosed.Error())
-		return
-	}
 	if r.ContentLength > b.o.maxBytes {
-		b.m.rejected.WithLabelValues(key, "413").Inc()
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body of %d bytes is over the limit of %d", r.ContentLength, b.o.maxBytes))
+		b.reply(w, b.tooLarge(ns+"/"+name, r.ContentLength))
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, b.o.maxBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			b.m.rejected.WithLabelValues(key, "413").Inc()
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is over the limit of %d bytes", b.o.maxBytes))
+			b.reply(w, b.tooLarge(ns+"/"+name, -1))
 			return
 		}
-		writeError(w, http.StatusBadRequest, "reading request body: "+err.Error())
+		b.reply(w, answer{http.StatusBadRequest, &ErrorBody{Error: "reading request body: " + err.Error()}})
 		return
+	}
+	b.reply(w, b.accept(r.Context(), ns, name, r.Header, body))
+}
+
+// answer is the ingress's response: a status and, for errors, a body.
+type answer struct {
+	code int
+	body *ErrorBody
+}
+
+func (b *Broker) reply(w http.ResponseWriter, a answer) {
+	if a.body == nil {
+		w.WriteHeader(a.code)
+		return
+	}
+	writeError(w, a.code, a.body.Error, a.body.Fields...)
+}
+
+func (b *Broker) tooLarge(key string, n int64) answer {
+	b.m.rejected.WithLabelValues(key, "413").Inc()
+	msg := fmt.Sprintf("request body is over the limit of %d bytes", b.o.maxBytes)
+	if n >= 0 {
+		msg = fmt.Sprintf("request body of %d bytes is over the limit of %d", n, b.o.maxBytes)
+	}
+	return answer{http.StatusRequestEntityTooLarge, &ErrorBody{Error: msg}}
+}
+
+// accept is the ingress behind either HTTP server: it decodes, checks and
+// stores the events of one request.
+func (b *Broker) accept(ctx context.Context, ns, name string, hdr http.Header, body []byte) answer {
+	key := ns + "/" + name
+	if !b.brokers[key] {
+		return answer{http.StatusNotFound, &ErrorBody{Error: fmt.Sprintf("%v: %s", ErrUnknownBroker, key)}}
+	}
+	if b.closed.Load() {
+		return answer{http.StatusServiceUnavailable, &ErrorBody{Error: ErrClosed.Error()}}
 	}
 	var msgs []*nats.Msg
 	var fields []events.FieldError
-	err = nil
+	var err error
 	fast := false
-	if !b.o.validate || !strings.HasPrefix(r.Header.Get(hdrType), events.Prefix) {
+	if !b.o.validate || !strings.HasPrefix(hdr.Get(hdrType), events.Prefix) {
 		var h nats.Header
-		if h, fields, fast = binaryHeaders(r.Header, body); fast && len(fields) == 0 {
+		if h, fields, fast = binaryHeaders(hdr, body); fast && len(fields) == 0 {
 			msgs = []*nats.Msg{{Header: h, Data: body}}
 		}
 	}
 	if !fast {
 		var evs []event.Event
 		var batch bool
-		evs, batch, fields, err = ParseRequest(r.Header, body)
+		evs, batch, fields, err = ParseRequest(hdr, body)
 		if err == nil {
 			fields = b.validate(evs, batch)
 		}
@@ -97,8 +122,7 @@ func (b *Broker) ingress(w http.ResponseWriter, r *http.Request) {
 			for i := range evs {
 				m := &nats.Msg{Header: make(nats.Header, 12)}
 				if m.Data, err = encodeEvent(&evs[i], m.Header); err != nil {
-					writeError(w, http.StatusBadRequest, fmt.Sprintf("encoding event %s: %v", evs[i].ID(), err))
-					return
+					return answer{http.StatusBadRequest, &ErrorBody{Error: fmt.Sprintf("encoding event %s: %v", evs[i].ID(), err)}}
 				}
 				msgs[i] = m
 			}
@@ -110,14 +134,12 @@ func (b *Broker) ingress(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			msg = err.Error()
 		}
-		writeError(w, http.StatusBadRequest, msg, fields...)
-		return
+		return answer{http.StatusBadRequest, &ErrorBody{Error: msg, Fields: fields}}
 	}
-	stored, err := b.publish(r.Context(), ns, name, msgs)
+	stored, err := b.publish(ctx, ns, name, msgs)
 	if err != nil {
 		b.log.Error().Err(err).Str("broker", key).Msg("storing events")
-		writeError(w, http.StatusServiceUnavailable, "storing events: "+err.Error())
-		return
+		return answer{http.StatusServiceUnavailable, &ErrorBody{Error: "storing events: " + err.Error()}}
 	}
 	if b.log.GetLevel() <= zerolog.DebugLevel {
 		for i, m := range msgs {
@@ -129,7 +151,7 @@ func (b *Broker) ingress(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	w.WriteHeader(http.StatusAccepted)
+	return answer{code: http.StatusAccepted}
 }
 
 // validate checks each event against the CloudEvents spec (and the

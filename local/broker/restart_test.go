@@ -31,7 +31,7 @@ func TestHelperBrokerProcess(t *testing.T) {
 		fmt.Println("ERROR", err)
 		os.Exit(1)
 	}
-	b, err := New(context.Background(), WithDataDir(dir), WithTriggers(trs...), WithRedeliveryAfter(time.Second))
+	b, err := New(context.Background(), WithDataDir(dir), WithTriggers(trs...), WithRedeliveryAfter(time.Second), WithParallelism(64))
 	if err != nil {
 		fmt.Println("ERROR", err)
 		os.Exit(1)
@@ -42,10 +42,10 @@ func TestHelperBrokerProcess(t *testing.T) {
 		os.Exit(1)
 	}
 	fmt.Println("LISTENING", ln.Addr().String())
-	_ = http.Serve(ln, b.Handler())
+	_ = b.Serve(context.Background(), ln)
 }
 
-func startHelper(t *testing.T, dir, triggers string) (*exec.Cmd, string) {
+func startHelper(t testing.TB, dir, triggers string) (*exec.Cmd, string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperBrokerProcess$")
 	cmd.Env = append(os.Environ(), "VP_HELPER_DATA="+dir, "VP_HELPER_TRIGGERS="+triggers)

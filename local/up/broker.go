@@ -80,7 +80,7 @@ func RunBroker(ctx context.Context, c BrokerConfig, log zerolog.Logger) error {
 		return fmt.Errorf("listening on %s: %w", c.Addr, err)
 	}
 	log.Info().Str("addr", "http://"+ln.Addr().String()).Msg("broker listening; ingress at /{namespace}/{broker}")
-	return serve(ctx, ln, b.Handler(), log)
+	return b.Serve(ctx, ln)
 }
 
 // serve runs h on ln until ctx ends, then shuts down gracefully.
