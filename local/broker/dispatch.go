@@ -317,7 +317,6 @@ func (d *dispatcher) send(ctx context.Context, url string, stored nats.Header, d
 	return out
 }
 
-
 // handleReply puts a subscriber's reply event back into the broker with
 // the hop TTL decremented; at 0 it is dropped. A non-empty answer that is
 // not an event is ignored with a log line.
