@@ -37,5 +37,3 @@ func ParseISODuration(s string) (time.Duration, error) {
 	}
 	return d, nil
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }

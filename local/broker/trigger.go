@@ -1,10 +1,8 @@
 package broker
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"regexp"
@@ -14,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/vision-platform/vp/events/filter"
+	"github.com/vision-platform/vp/internal/strictyaml"
 )
 
 // Trigger is a Knative eventing.knative.dev/v1 Trigger, as kubectl takes it.
@@ -115,146 +114,36 @@ func LoadTriggers(path string) ([]Trigger, error) {
 // ParseTriggers decodes and validates the Trigger objects in data; name is
 // the file name used in errors. Every error names the file and line.
 func ParseTriggers(name string, data []byte) ([]Trigger, error) {
-	// Two passes over the same stream: a strict decoder into Triggers
-	// (its errors carry the file's lines) and a node decoder for the lines
-	// of the values that validation finds bad.
-	strict := yaml.NewDecoder(bytes.NewReader(data))
-	strict.KnownFields(true)
-	nodes := yaml.NewDecoder(bytes.NewReader(data))
 	var out []Trigger
-	var errs []error
 	seen := map[string]int{}
-	for {
-		var doc yaml.Node
-		err := nodes.Decode(&doc)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, &ConfigError{File: name, Line: yamlErrLine(err), Reason: yamlErrReason(err)}
-		}
-		var tr Trigger
-		if err := strict.Decode(&tr); err != nil {
-			line := yamlErrLine(err)
-			reason := yamlErrReason(err)
-			if p := pathAtLine(&doc, line); p != "" && !strings.Contains(reason, "not found") {
-				reason = p + ": " + reason
-			}
-			return nil, &ConfigError{File: name, Line: line, Reason: reason}
-		}
-		if len(doc.Content) == 0 || (doc.Content[0].Kind == yaml.ScalarNode && doc.Content[0].Tag == "!!null") {
-			continue // empty document
-		}
+	err := strictyaml.DecodeAll(name, data, func(doc strictyaml.Document, tr *Trigger) error {
 		if tr.Metadata.Namespace == "" {
 			tr.Metadata.Namespace = "default"
 		}
 		if tr.Spec.Broker == "" {
 			tr.Spec.Broker = "default"
 		}
-		for _, e := range validateTrigger(&tr, &doc) {
-			e.File = name
-			errs = append(errs, e)
-		}
+		errs := &strictyaml.Errors{File: name, Doc: doc}
+		validateTrigger(tr, errs)
 		k := tr.Metadata.Namespace + "/" + tr.Metadata.Name
 		if line, dup := seen[k]; dup && tr.Metadata.Name != "" {
-			errs = append(errs, &ConfigError{File: name, Line: doc.Line, Reason: fmt.Sprintf("trigger %s is defined twice (first at line %d)", k, line)})
+			errs.List = append(errs.List, &strictyaml.Error{File: name, Line: doc.Line(), Reason: fmt.Sprintf("trigger %s is defined twice (first at line %d)", k, line)})
 		}
-		seen[k] = doc.Line
-		out = append(out, tr)
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		seen[k] = doc.Line()
+		out = append(out, *tr)
+		return errs.Err()
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
 
-var yamlLineRE = regexp.MustCompile(`line (\d+): `)
-
-func yamlErrLine(err error) int {
-	var te *yaml.TypeError
-	msg := err.Error()
-	if errors.As(err, &te) && len(te.Errors) > 0 {
-		msg = te.Errors[0]
-	}
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		n := 0
-		fmt.Sscanf(m[1], "%d", &n)
-		return n
-	}
-	return 0
-}
-
-func yamlErrReason(err error) string {
-	var te *yaml.TypeError
-	if errors.As(err, &te) && len(te.Errors) > 0 {
-		parts := make([]string, len(te.Errors))
-		for i, e := range te.Errors {
-			parts[i] = yamlLineRE.ReplaceAllString(e, "")
-			if i > 0 {
-				parts[i] = e
-			}
-		}
-		return strings.Join(parts, "; ")
-	}
-	return strings.TrimPrefix(yamlLineRE.ReplaceAllString(err.Error(), ""), "yaml: ")
-}
-
-// lineOf finds the line of the value at path in a document node, falling
-// back to the nearest ancestor found.
-func lineOf(doc *yaml.Node, path ...string) int {
-	n := doc
-	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
-		n = n.Content[0]
-	}
-	line := n.Line
-	for _, p := range path {
-		if n.Kind != yaml.MappingNode {
-			break
-		}
-		found := false
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == p {
-				line = n.Content[i].Line
-				n = n.Content[i+1]
-				found = true
-				break
-			}
-		}
-		if !found {
-			break
-		}
-	}
-	return line
-}
-
-// pathAtLine names the key whose value is on line, as a dotted path.
-func pathAtLine(n *yaml.Node, line int) string {
-	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
-		n = n.Content[0]
-	}
-	if n.Kind != yaml.MappingNode {
-		return ""
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		if v.Line == line && v.Kind == yaml.ScalarNode {
-			return k.Value
-		}
-		if sub := pathAtLine(v, line); sub != "" {
-			return k.Value + "." + sub
-		}
-	}
-	return ""
-}
-
-func validateTrigger(tr *Trigger, doc *yaml.Node) []*ConfigError {
-	var errs []*ConfigError
-	bad := func(path, format string, args ...any) {
-		errs = append(errs, &ConfigError{Line: lineOf(doc, strings.Split(path, ".")...), Reason: path + ": " + fmt.Sprintf(format, args...)})
-	}
+func validateTrigger(tr *Trigger, errs *strictyaml.Errors) {
+	bad := errs.Add
 	unsupported := func(path string, n yaml.Node, hint string) {
 		if n.Kind != 0 {
-			errs = append(errs, &ConfigError{Line: lineOf(doc, strings.Split(path, ".")...), Reason: path + " is not supported by the local broker" + hint})
+			errs.List = append(errs.List, &strictyaml.Error{File: errs.File, Line: errs.Doc.Line(strings.Split(path, ".")...), Reason: path + " is not supported by the local broker" + hint})
 		}
 	}
 	if tr.APIVersion != "eventing.knative.dev/v1" {
@@ -294,7 +183,7 @@ func validateTrigger(tr *Trigger, doc *yaml.Node) []*ConfigError {
 			for _, e := range fe {
 				p := "spec." + e.Field
 				base := strings.SplitN(p, "[", 2)[0]
-				errs = append(errs, &ConfigError{Line: lineOf(doc, strings.Split(base, ".")...), Reason: p + ": " + e.Reason})
+				errs.List = append(errs.List, &strictyaml.Error{File: errs.File, Line: errs.Doc.Line(strings.Split(base, ".")...), Reason: p + ": " + e.Reason})
 			}
 		} else {
 			bad("spec.filters", "%v", err)
@@ -329,7 +218,6 @@ func validateTrigger(tr *Trigger, doc *yaml.Node) []*ConfigError {
 			checkDest("spec.delivery.deadLetterSink", *d.DeadLetterSink)
 		}
 	}
-	return errs
 }
 
 // compileTrigger turns a validated Trigger into what the dispatcher runs,
