@@ -1,0 +1,255 @@
+package build
+
+import (
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/pgzip"
+)
+
+// Compressor names the layer compression; it is part of every cache key,
+// since the compressed digest depends on compressor, version, level and
+// block size.
+const Compressor = "pgzip-1.3.0-level1-block1MiB"
+
+const compressBlock = 1 << 20
+
+// Cache keeps compressed layers in an OCI image layout on disk, indexed by
+// the key of their inputs, and remembers file hashes by stat so unchanged
+// inputs are not read again.
+type Cache struct {
+	dir    string
+	layout layout.Path
+
+	mu     sync.Mutex
+	layers map[string]layerRecord // input key -> blob
+	hashes map[string]string      // stat key -> sha256 of content
+}
+
+type layerRecord struct {
+	Digest string `json:"digest"`
+	DiffID string `json:"diffID"`
+	Size   int64  `json:"size"`
+}
+
+type cacheIndex struct {
+	Layers map[string]layerRecord `json:"layers"`
+	Hashes map[string]string      `json:"hashes"`
+}
+
+// OpenCache opens (creating it if need be) the cache in dir.
+func OpenCache(dir string) (*Cache, error) {
+	lp := filepath.Join(dir, "oci")
+	p, err := layout.FromPath(lp)
+	if err != nil {
+		if p, err = layout.Write(lp, empty.Index); err != nil {
+			return nil, fmt.Errorf("creating OCI layout %s: %w", lp, err)
+		}
+	}
+	c := &Cache{dir: dir, layout: p, layers: map[string]layerRecord{}, hashes: map[string]string{}}
+	b, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err != nil:
+		return nil, err
+	default:
+		var idx cacheIndex
+		if err := json.Unmarshal(b, &idx); err != nil {
+			return nil, fmt.Errorf("reading cache index: %w", err)
+		}
+		for k, v := range idx.Layers {
+			c.layers[k] = v
+		}
+		for k, v := range idx.Hashes {
+			c.hashes[k] = v
+		}
+	}
+	return c, nil
+}
+
+// Layout is the OCI layout holding every blob the cache made.
+func (c *Cache) Layout() layout.Path { return c.layout }
+
+// Save writes the index (atomically).
+func (c *Cache) Save() error {
+	c.mu.Lock()
+	b, err := json.Marshal(cacheIndex{Layers: c.layers, Hashes: c.hashes})
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(c.dir, ".index.json.tmp")
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(c.dir, "index.json"))
+}
+
+// FileSHA256 returns the hex sha256 of a file, read only when its size,
+// modification time or inode changed since the last time.
+func (c *Cache) FileSHA256(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	key := statKey(path, fi)
+	c.mu.Lock()
+	h, ok := c.hashes[key]
+	c.mu.Unlock()
+	if ok {
+		return h, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	s := sha256.New()
+	if _, err := io.Copy(s, f); err != nil {
+		return "", fmt.Errorf("hashing %s: %w", path, err)
+	}
+	h = hex.EncodeToString(s.Sum(nil))
+	c.mu.Lock()
+	c.hashes[key] = h
+	c.mu.Unlock()
+	return h, nil
+}
+
+// Layer returns the layer for an input key: from the cache when it was
+// made before (nothing is read or compressed), else made by produce, which
+// writes the uncompressed tar. The tar is hashed, compressed in parallel
+// and hashed again in one pass, straight to the layout's blob directory,
+// so memory stays flat whatever the layer's size.
+func (c *Cache) Layer(key string, produce func(w io.Writer) error) (l v1.Layer, hit bool, err error) {
+	key = Compressor + "|" + key
+	c.mu.Lock()
+	rec, ok := c.layers[key]
+	c.mu.Unlock()
+	if ok {
+		if l, err := c.blobLayer(rec); err == nil {
+			return l, true, nil
+		}
+		// the blob is gone: make it again
+	}
+	blobs := filepath.Join(string(c.layout), "blobs", "sha256")
+	if err := os.MkdirAll(blobs, 0o755); err != nil {
+		return nil, false, err
+	}
+	tmp, err := os.CreateTemp(blobs, ".layer-*")
+	if err != nil {
+		return nil, false, err
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	digest := sha256.New()
+	counter := &countWriter{}
+	zw, err := pgzip.NewWriterLevel(io.MultiWriter(tmp, digest, counter), gzip.BestSpeed)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := zw.SetConcurrency(compressBlock, 2*runtime.GOMAXPROCS(0)); err != nil {
+		return nil, false, err
+	}
+	diff := sha256.New()
+	if err := produce(io.MultiWriter(zw, diff)); err != nil {
+		return nil, false, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, false, fmt.Errorf("compressing layer: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, false, err
+	}
+	rec = layerRecord{Digest: "sha256:" + hexSum(digest), DiffID: "sha256:" + hexSum(diff), Size: counter.n}
+	if err := os.Rename(tmp.Name(), filepath.Join(blobs, rec.Digest[len("sha256:"):])); err != nil {
+		return nil, false, err
+	}
+	c.mu.Lock()
+	c.layers[key] = rec
+	c.mu.Unlock()
+	l, err = c.blobLayer(rec)
+	return l, false, err
+}
+
+func (c *Cache) blobLayer(rec layerRecord) (v1.Layer, error) {
+	d, err := v1.NewHash(rec.Digest)
+	if err != nil {
+		return nil, err
+	}
+	diff, err := v1.NewHash(rec.DiffID)
+	if err != nil {
+		return nil, err
+	}
+	p := filepath.Join(string(c.layout), "blobs", d.Algorithm, d.Hex)
+	fi, err := os.Stat(p)
+	if err != nil || fi.Size() != rec.Size {
+		return nil, fmt.Errorf("cached blob %s missing or damaged", rec.Digest)
+	}
+	return &blobLayer{path: p, digest: d, diffID: diff, size: rec.Size}, nil
+}
+
+// blobLayer is a compressed layer already on disk whose digests are known:
+// nothing is recomputed when it is written to a layout or pushed.
+type blobLayer struct {
+	path           string
+	digest, diffID v1.Hash
+	size           int64
+}
+
+var _ v1.Layer = (*blobLayer)(nil)
+
+func (l *blobLayer) Digest() (v1.Hash, error)             { return l.digest, nil }
+func (l *blobLayer) DiffID() (v1.Hash, error)             { return l.diffID, nil }
+func (l *blobLayer) Size() (int64, error)                 { return l.size, nil }
+func (l *blobLayer) MediaType() (types.MediaType, error)  { return types.OCILayer, nil }
+func (l *blobLayer) Compressed() (io.ReadCloser, error)   { return os.Open(l.path) }
+func (l *blobLayer) Uncompressed() (io.ReadCloser, error) { return gunzipFile(l.path) }
+
+func gunzipFile(p string) (io.ReadCloser, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	zr, err := pgzip.NewReader(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &readCloser{Reader: zr, close: func() error { zr.Close(); return f.Close() }}, nil
+}
+
+type readCloser struct {
+	io.Reader
+	close func() error
+}
+
+func (r *readCloser) Close() error { return r.close() }
+
+type countWriter struct{ n int64 }
+
+func (w *countWriter) Write(p []byte) (int, error) { w.n += int64(len(p)); return len(p), nil }
+
+func hexSum(h hash.Hash) string { return hex.EncodeToString(h.Sum(nil)) }
+
+// Key hashes the parts of an input description into a cache key.
+func Key(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		fmt.Fprintf(h, "%d:%s;", len(p), p)
+	}
+	return hexSum(h)
+}

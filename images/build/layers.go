@@ -1,0 +1,170 @@
+package build
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/vision-platform/vp/images/spec"
+	"github.com/vision-platform/vp/images/wheel"
+)
+
+// DefaultOwnLayerOver is the wheel size above which a wheel gets a layer of
+// its own.
+const DefaultOwnLayerOver = 32 << 20
+
+func (b *Builder) layer(ctx context.Context, s *spec.Spec, l spec.Layer, platform string) ([]namedLayer, error) {
+	if l.Wheels != nil {
+		return b.wheelLayers(ctx, s, l, platform)
+	}
+	var entries []Entry
+	var key string
+	var err error
+	switch {
+	case l.Dir != nil:
+		entries, key, err = b.dirEntries(s, l.Dir)
+	case l.File != nil:
+		entries, key, err = b.fileEntries(s, l.File)
+	case l.Go != nil:
+		entries, key, err = b.goEntries(ctx, s, l.Go, platform)
+	default:
+		return nil, errors.New("no source")
+	}
+	if err != nil {
+		return nil, err
+	}
+	nl, err := b.tarLayer(s, l.Name, platform, key, func() ([]Entry, error) { return entries, nil })
+	if err != nil {
+		return nil, err
+	}
+	return []namedLayer{nl}, nil
+}
+
+// tarLayer returns the cached layer for key, or writes entries as a
+// reproducible tar into the cache.
+func (b *Builder) tarLayer(s *spec.Spec, name, platform, key string, entries func() ([]Entry, error)) (namedLayer, error) {
+	key = Key(key, b.epoch.String())
+	l, hit, err := b.cache.Layer(key, func(w io.Writer) error {
+		b.progress(Event{Spec: s.Name, Layer: name, Platform: platform, Phase: "building"})
+		es, err := entries()
+		if err != nil {
+			return err
+		}
+		return writeTar(w, es, b.epoch)
+	})
+	if err != nil {
+		return namedLayer{}, err
+	}
+	b.report(s, name, platform, l, hit)
+	return namedLayer{name: name, layer: l, hit: hit}, nil
+}
+
+// wheelLayers installs the wheels of a lock file: each wheel over the
+// threshold in a layer of its own (keyed by the wheel's hash and the
+// install paths alone, so it is the same layer in every image), the rest
+// together in one.
+func (b *Builder) wheelLayers(ctx context.Context, s *spec.Spec, l spec.Layer, platform string) ([]namedLayer, error) {
+	w := l.Wheels
+	reqs, err := wheel.ParseLock(s.Resolve(w.Lock))
+	if err != nil {
+		return nil, err
+	}
+	forbidden := map[string]bool{}
+	for _, f := range s.Forbid {
+		forbidden[wheel.Normalize(f)] = true
+	}
+	for _, r := range reqs {
+		if forbidden[wheel.Normalize(r.Name)] {
+			return nil, fmt.Errorf("%s:%d: %s is forbidden in %s", s.Resolve(w.Lock), r.Line, r.Name, s.Name)
+		}
+	}
+	threshold := int64(DefaultOwnLayerOver)
+	if w.OwnLayerOver != "" {
+		threshold, _ = spec.ParseSize(w.OwnLayerOver)
+	}
+	var fetchers []wheel.Fetcher
+	if w.Wheelhouse != "" {
+		fetchers = append(fetchers, &wheel.Wheelhouse{Dir: s.Resolve(w.Wheelhouse), Hash: b.cache.FileSHA256})
+	}
+	if w.Index != "" {
+		fetchers = append(fetchers, &wheel.Index{URL: w.Index, Dir: b.wheelDir})
+	}
+	opts := wheel.Options{SitePackages: w.SitePackages, Scripts: w.Scripts, Prefix: w.Prefix, Interpreter: w.Interpreter}
+	type found struct {
+		req  wheel.Requirement
+		path string
+		sum  string
+		size int64
+	}
+	var big, small []found
+	for _, r := range reqs {
+		var p, sum string
+		var errs []error
+		for _, f := range fetchers {
+			if p, sum, err = f.Fetch(ctx, r); err == nil {
+				break
+			}
+			errs = append(errs, err)
+		}
+		if p == "" {
+			return nil, fmt.Errorf("%s:%d: %w", s.Resolve(w.Lock), r.Line, errors.Join(errs...))
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		f := found{r, p, sum, fi.Size()}
+		if fi.Size() > threshold {
+			big = append(big, f)
+		} else {
+			small = append(small, f)
+		}
+	}
+	installKey := []string{"wheels", wheel.InstallerName, opts.SitePackages, opts.Scripts, opts.Prefix, opts.Interpreter}
+	install := func(fs []found) func() ([]Entry, error) {
+		return func() ([]Entry, error) {
+			var out []Entry
+			for _, f := range fs {
+				inst, err := wheel.Install(f.path, opts)
+				if err != nil {
+					return nil, err
+				}
+				b.mu.Lock()
+				b.cleanup = append(b.cleanup, func() { inst.Close() })
+				b.mu.Unlock()
+				for _, wf := range inst.Files {
+					e := Entry{Path: wf.Path, Type: tar.TypeReg, Mode: wf.Mode, Size: wf.Size, Data: wf.Data, Open: wf.Open, From: f.path}
+					out = append(out, e)
+				}
+			}
+			return out, nil
+		}
+	}
+	var out []namedLayer
+	sort.Slice(big, func(i, j int) bool { return wheel.Normalize(big[i].req.Name) < wheel.Normalize(big[j].req.Name) })
+	for _, f := range big {
+		nl, err := b.tarLayer(s, l.Name+"/"+wheel.Normalize(f.req.Name), platform, Key(append(installKey, f.sum)...), install([]found{f}))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, nl)
+	}
+	if len(small) > 0 {
+		sums := make([]string, len(small))
+		for i, f := range small {
+			sums[i] = f.sum
+		}
+		sort.Strings(sums)
+		nl, err := b.tarLayer(s, l.Name, platform, Key(append(installKey, strings.Join(sums, ","))...), install(small))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, nl)
+	}
+	return out, nil
+}
