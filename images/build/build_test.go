@@ -2,10 +2,10 @@ package build
 
 import (
 	"archive/tar"
-	"math/rand/v2"
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -296,4 +296,3 @@ func runBinary(t *testing.T, img v1.Image, p string) string {
 }
 
 var epoch0 = time.Unix(0, 0)
-

@@ -354,7 +354,7 @@ func CheckImagePath(p string) error {
 	case !path.IsAbs(p):
 		return fmt.Errorf("%q is not an absolute path in the image", p)
 	case strings.Contains("/"+p+"/", "/../"):
-		return fmt.Errorf("%q escapes its root through ..", p)
+		return fmt.Errorf("%q escapes its root through a .. element", p)
 	case path.Clean(p) != p && path.Clean(p)+"/" != p:
 		return fmt.Errorf("%q is not a clean path (want %q)", p, path.Clean(p))
 	}
