@@ -1,0 +1,171 @@
+package publish
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
+
+	"github.com/vision-platform/vp/local/ociregistry"
+)
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// dockerRegistry runs Debian's docker-registry (CNCF distribution) as a
+// process of its own.
+func dockerRegistry(t *testing.T) string {
+	bin, err := exec.LookPath("docker-registry")
+	if err != nil {
+		t.Fatalf("Debian's docker-registry is not installed (%v): run make deps", err)
+	}
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	cfg := filepath.Join(dir, "config.yml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("version: 0.1\nlog: {level: error}\nstorage:\n  filesystem: {rootdirectory: %s}\n  delete: {enabled: true}\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)), 0o644)
+	cmd := exec.Command(bin, "serve", cfg)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			return addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("docker-registry did not start: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func registries(t *testing.T) map[string]func(t *testing.T) string {
+	return map[string]func(t *testing.T) string{
+		"go-containerregistry": func(t *testing.T) string {
+			s := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+			t.Cleanup(s.Close)
+			return s.Listener.Addr().String()
+		},
+		"embedded distribution": func(t *testing.T) string {
+			h, err := ociregistry.New(context.Background(), t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := httptest.NewServer(h)
+			t.Cleanup(s.Close)
+			return s.Listener.Addr().String()
+		},
+		"debian docker-registry": dockerRegistry,
+	}
+}
+
+func size(l v1.Layer) int64 { s, _ := l.Size(); return s }
+
+func TestInt_PushReusesAndMounts(t *testing.T) {
+	for regName, start := range registries(t) {
+		t.Run(regName, func(t *testing.T) {
+			addr := start(t)
+			ctx := context.Background()
+			base, err := random.Image(200<<10, 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			extra, _ := random.Layer(50<<10, "application/vnd.oci.image.layer.v1.tar+gzip")
+			framework, err := mutate.AppendLayers(base, extra)
+			if err != nil {
+				t.Fatal(err)
+			}
+			baseLayers, _ := base.Layers()
+			var baseBytes int64
+			for _, l := range baseLayers {
+				baseBytes += size(l)
+			}
+			p, err := New(WithMountIndex(filepath.Join(t.TempDir(), "mounts.json")))
+			if err != nil {
+				t.Fatal(err)
+			}
+			refA, _ := name.ParseReference(addr + "/vp/base:latest")
+			r1, err := p.Push(ctx, refA, base)
+			if err != nil {
+				t.Fatalf("Push(base) = %v", err)
+			}
+			cfgA, _ := base.RawConfigFile()
+			if r1.BytesReused != 0 || r1.BytesPushed != baseBytes+int64(len(cfgA)) {
+				t.Errorf("first push: pushed %d reused %d; want %d and 0", r1.BytesPushed, r1.BytesReused, baseBytes+int64(len(cfgA)))
+			}
+			// The framework image shares the base layers: mounted, not uploaded.
+			refB, _ := name.ParseReference(addr + "/vp/timm:latest")
+			r2, err := p.Push(ctx, refB, framework)
+			if err != nil {
+				t.Fatalf("Push(framework) = %v", err)
+			}
+			cfgB, _ := framework.RawConfigFile()
+			if r2.BytesReused != baseBytes || r2.BytesPushed != size(extra)+int64(len(cfgB)) {
+				t.Errorf("second push: pushed %d reused %d; want %d and %d (%+v)", r2.BytesPushed, r2.BytesReused, size(extra)+int64(len(cfgB)), baseBytes, r2.Blobs)
+			}
+			mounted := 0
+			for _, b := range r2.Blobs {
+				if b.Action == Mounted && b.From == "vp/base" {
+					mounted++
+				}
+			}
+			// go-containerregistry's registry keeps one blob store for all
+			// repositories, so there the base layers already exist.
+			if regName != "go-containerregistry" && mounted != len(baseLayers) {
+				t.Errorf("mounted %d blobs from vp/base, want %d: %+v", mounted, len(baseLayers), r2.Blobs)
+			}
+			// Again: nothing to push.
+			r3, err := p.Push(ctx, refB, framework)
+			if err != nil || r3.BytesPushed != 0 {
+				t.Errorf("third push: pushed %d, err %v; want 0", r3.BytesPushed, err)
+			}
+			got, err := remote.Image(refB)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := validate.Image(got); err != nil {
+				t.Errorf("pulled image: %v", err)
+			}
+			if d, _ := framework.Digest(); r2.Reference != refB.Context().Digest(d.String()).String() {
+				t.Errorf("reference = %s", r2.Reference)
+			}
+			// An index of two platforms.
+			idx := mutate.AppendManifests(empty.Index,
+				mutate.IndexAddendum{Add: base, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
+				mutate.IndexAddendum{Add: framework, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}})
+			refI, _ := name.ParseReference(addr + "/vp/multi:latest")
+			if _, err := p.Push(ctx, refI, idx); err != nil {
+				t.Fatalf("Push(index) = %v", err)
+			}
+			if _, err := remote.Index(refI); err != nil {
+				t.Errorf("pulling the index: %v", err)
+			}
+		})
+	}
+}
