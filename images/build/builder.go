@@ -37,8 +37,8 @@ const (
 // Event reports progress: a layer starting, cached, or built.
 type Event struct {
 	Spec, Layer, Platform string
-	Phase                 string // "cached", "building", "built"
-	Size                  int64  // compressed bytes, when known
+	Phase                 string // "cached", "building", "progress", "built"
+	Size                  int64  // compressed bytes when built or cached; uncompressed bytes so far in progress
 }
 
 // Builder builds specs into images in its cache's OCI layout.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/vision-platform/vp/images/spec"
 	"github.com/vision-platform/vp/images/wheel"
@@ -55,7 +56,10 @@ func (b *Builder) tarLayer(s *spec.Spec, name, platform, key string, entries fun
 		if err != nil {
 			return err
 		}
-		return writeTar(w, es, b.epoch)
+		pw := &progressWriter{w: w, report: func(n int64) {
+			b.progress(Event{Spec: s.Name, Layer: name, Platform: platform, Phase: "progress", Size: n})
+		}}
+		return writeTar(pw, es, b.epoch)
 	})
 	if err != nil {
 		return namedLayer{}, err
@@ -167,4 +171,23 @@ func (b *Builder) wheelLayers(ctx context.Context, s *spec.Spec, l spec.Layer, p
 		out = append(out, nl)
 	}
 	return out, nil
+}
+
+// progressWriter reports the bytes written through it, at most twice a
+// second.
+type progressWriter struct {
+	w      io.Writer
+	n      int64
+	last   time.Time
+	report func(int64)
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.n += int64(n)
+	if now := time.Now(); now.Sub(p.last) > 500*time.Millisecond {
+		p.last = now
+		p.report(p.n)
+	}
+	return n, err
 }

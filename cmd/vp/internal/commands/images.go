@@ -1,0 +1,239 @@
+package commands
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/spf13/cobra"
+
+	"github.com/vision-platform/vp/images/build"
+	"github.com/vision-platform/vp/images/publish"
+	"github.com/vision-platform/vp/images/spec"
+)
+
+type imagesFlags struct {
+	specs string
+	cache string
+}
+
+func defaultCacheDir() string {
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "vision-platform", "images")
+	}
+	home, _ := os.UserHomeDir()
+	return filepath.Join(home, ".cache", "vision-platform", "images")
+}
+
+func newImagesCmd(rf *rootFlags) *cobra.Command {
+	f := &imagesFlags{}
+	cmd := &cobra.Command{
+		Use:   "images",
+		Short: "Build, list and inspect the framework images (no Docker daemon)",
+	}
+	cmd.PersistentFlags().StringVar(&f.specs, "specs", "images/frameworks", "directory of image specs")
+	cmd.PersistentFlags().StringVar(&f.cache, "cache", defaultCacheDir(), "layer cache (an OCI layout)")
+	cmd.AddCommand(newImagesBuildCmd(f), newImagesLsCmd(f), newImagesInspectCmd(f))
+	return cmd
+}
+
+func newImagesBuildCmd(f *imagesFlags) *cobra.Command {
+	var registry, output, tag string
+	var insecure, quiet bool
+	cmd := &cobra.Command{
+		Use:   "build [NAME...]",
+		Short: "Build specs (all when none is named), optionally push or export them",
+		Example: `  vp images build timm --registry 127.0.0.1:5000/vp
+  vp images build torchvision --output tar:torchvision.tar && docker load -i torchvision.tar`,
+		RunE: func(cmd *cobra.Command, names []string) error {
+			specs, err := spec.LoadDir(f.specs)
+			if err != nil {
+				return err
+			}
+			if len(names) == 0 {
+				for n := range specs {
+					names = append(names, n)
+				}
+			}
+			if output != "" && strings.HasPrefix(output, "tar:") && len(names) != 1 {
+				return fmt.Errorf("--output tar: takes one image, got %d", len(names))
+			}
+			cache, err := build.OpenCache(f.cache)
+			if err != nil {
+				return err
+			}
+			errw := cmd.ErrOrStderr()
+			b, err := build.New(cache, specs, build.WithProgress(progressPrinter(errw, quiet)))
+			if err != nil {
+				return err
+			}
+			var pub *publish.Publisher
+			if registry != "" {
+				if pub, err = publish.New(publish.WithMountIndex(filepath.Join(f.cache, "mounts.json"))); err != nil {
+					return err
+				}
+			}
+			out := cmd.OutOrStdout()
+			for _, n := range names {
+				start := time.Now()
+				r, err := b.Build(cmd.Context(), n)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "%s\t%s\t%d layers, %d built, %s\n", n, r.Digest, len(r.Layers), r.Built, time.Since(start).Round(time.Millisecond))
+				built := build.Built{Name: n, Digest: r.Digest, Image: r.Image, Index: r.Index}
+				if output != "" {
+					t := tag
+					if t == "" {
+						t = "vp/" + n + ":latest"
+					}
+					if err := build.WriteOutput(built, output, t); err != nil {
+						return err
+					}
+				}
+				if pub != nil {
+					var opts []name.Option
+					if insecure {
+						opts = append(opts, name.Insecure)
+					}
+					ref, err := name.ParseReference(strings.TrimSuffix(registry, "/")+"/"+n+":latest", opts...)
+					if err != nil {
+						return fmt.Errorf("--registry %q: %w", registry, err)
+					}
+					var img any = r.Image
+					if r.Index != nil {
+						img = r.Index
+					}
+					res, err := pub.Push(cmd.Context(), ref, img)
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(out, "%s\tpushed %s\t%s pushed, %s reused\n", n, res.Reference, human(res.BytesPushed), human(res.BytesReused))
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&registry, "registry", "", "push to HOST[:PORT]/REPO (each image as REPO/NAME:latest)")
+	cmd.Flags().BoolVar(&insecure, "insecure", false, "talk plain HTTP to the registry (loopback registries always do)")
+	cmd.Flags().StringVar(&output, "output", "", "also write oci:DIR (an OCI layout) or tar:FILE (for docker load)")
+	cmd.Flags().StringVar(&tag, "tag", "", "tag of a tar: output (default vp/NAME:latest)")
+	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress lines")
+	return cmd
+}
+
+func progressPrinter(w io.Writer, quiet bool) func(build.Event) {
+	return func(e build.Event) {
+		if quiet {
+			return
+		}
+		switch e.Phase {
+		case "cached":
+			fmt.Fprintf(w, "  %-12s %-24s cached  %s\n", e.Spec, e.Layer, human(e.Size))
+		case "built":
+			fmt.Fprintf(w, "  %-12s %-24s built   %s\n", e.Spec, e.Layer, human(e.Size))
+		case "progress":
+			fmt.Fprintf(w, "  %-12s %-24s ...     %s read\n", e.Spec, e.Layer, human(e.Size))
+		}
+	}
+}
+
+func human(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func newImagesLsCmd(f *imagesFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ls",
+		Short: "List the specs and what has been built of them",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			specs, err := spec.LoadDir(f.specs)
+			if err != nil {
+				return err
+			}
+			digests := map[string]string{}
+			if cache, err := build.OpenCache(f.cache); err == nil {
+				if built, err := cache.Images(); err == nil {
+					for _, b := range built {
+						digests[b.Name] = b.Digest.String()
+					}
+				}
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tBASE\tFRAMEWORK\tPLATFORMS\tLAYERS\tBUILT")
+			for _, n := range slices.Sorted(maps.Keys(specs)) {
+				s := specs[n]
+				base := s.Base.Spec
+				switch {
+				case s.Base.Scratch:
+					base = "scratch"
+				case s.Base.Image != "":
+					base = s.Base.Image
+				case s.Base.Rootfs != "":
+					base = "rootfs " + filepath.Base(s.Base.Rootfs)
+				case s.Base.Layout != "":
+					base = "layout " + s.Base.Layout
+				}
+				d := digests[n]
+				if d == "" {
+					d = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", n, base, s.Framework, strings.Join(s.Platforms, ","), len(s.Layers), d)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func newImagesInspectCmd(f *imagesFlags) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "inspect NAME",
+		Short: "Show a built image's layers, sizes and the bytes it shares with the others",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cache, err := build.OpenCache(f.cache)
+			if err != nil {
+				return err
+			}
+			in, err := cache.Inspect(args[0])
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				enc := json.NewEncoder(out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(in)
+			}
+			fmt.Fprintf(out, "%s %s (%s)\n", in.Name, in.Digest, in.Platform)
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "LAYER\tDIGEST\tSIZE\tSHARED WITH")
+			for _, l := range in.Layers {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", l.Name, l.Digest[:19], human(l.Size), strings.Join(l.SharedBy, ","))
+			}
+			tw.Flush()
+			fmt.Fprintf(out, "total %s, shared with other images %s\n", human(in.TotalBytes), human(in.SharedBytes))
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
