@@ -165,8 +165,7 @@ type blob struct {
 func blobsOf(img any) ([]blob, error) {
 	seen := map[v1.Hash]bool{}
 	var out []blob
-	var addImage func(v1.Image) error
-	addImage = func(im v1.Image) error {
+	addImage := func(im v1.Image) error {
 		m, err := im.Manifest()
 		if err != nil {
 			return err
