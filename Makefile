@@ -10,6 +10,8 @@ CACHE     ?= $(HOME)/.cache/vision-platform
 TOOLS_BIN := $(CACHE)/bin
 BIN       := bin
 STATICCHECK_VERSION := v0.8.2
+CONFORMANCE_VERSION := v0.0.0-20260831232431-97274622c111
+APT_PACKAGES := docker-registry
 
 export PATH := $(TOOLS_BIN):$(PATH)
 
@@ -26,8 +28,22 @@ up: build ## Run the platform locally with embedded defaults (Ctrl-C stops it)
 	$(BIN)/vp up --log-format=console
 
 .PHONY: deps
-deps: ## Install what the tests need (idempotent)
+deps: $(TOOLS_BIN)/conformance apt-deps ## Install what the tests need (idempotent)
+
+# Debian packages the tests run for real: the CNCF registry as a process.
+.PHONY: apt-deps
+apt-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# The OCI distribution-spec conformance suite, run against the embedded registry.
+$(TOOLS_BIN)/conformance:
 	@mkdir -p $(TOOLS_BIN)
+	cd /tmp && GOBIN=$(TOOLS_BIN) GOFLAGS=-buildvcs=false $(GO) install github.com/opencontainers/distribution-spec/conformance@$(CONFORMANCE_VERSION)
 
 .PHONY: test
 test: deps ## Run every test: unit and integration, against real servers
@@ -56,6 +72,10 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 30s)
 bench-broker: ## Broker throughput (1 and 8 triggers) and latency at 1,000 events/s, beside direct sdk-go POSTs
 	$(GO) test ./local/broker -run '^$$' -bench 'BenchmarkThroughput' -benchtime 20000x -count $${COUNT:-3}
 	$(GO) test ./local/broker -run '^$$' -bench 'BenchmarkLatency' -benchtime 5000x -count $${COUNT:-3}
+
+.PHONY: bench-images
+bench-images: deps ## Image builds: 1 GiB wheel cold/warm, sharing ratio, beside sha256+gzip and docker build
+	$(GO) test ./images/build -run '^$$' -bench BenchmarkImages -benchtime 1x -timeout 30m -v
 
 .PHONY: generate
 generate: ## Regenerate events/schemas from the payload structs

@@ -1,0 +1,394 @@
+package build
+
+import (
+	"archive/tar"
+	"archive/zip"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/csv"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/klauspost/pgzip"
+
+	"github.com/vision-platform/vp/images/publish"
+	"github.com/vision-platform/vp/images/spec"
+	"github.com/vision-platform/vp/local/ociregistry"
+)
+
+// The image benchmarks (make bench-images) measure, in one run:
+//   - the ceiling: sha256 + gzip + sha256 of the same bytes, with the
+//     compressor we use (pgzip on every core) and with compress/gzip
+//     (go-containerregistry's default);
+//   - a cold build of a spec with a synthetic 1 GiB wheel, as MB/s of
+//     layer bytes;
+//   - a warm rebuild after one adapter file changed, and the bytes its
+//     push uploads;
+//   - registry bytes stored for three framework images sharing that wheel
+//     against the sum of their sizes;
+//   - the same image built with docker build (FROM scratch, the same files
+//     as COPY layers) and pushed to the same kind of registry, cold and
+//     warm.
+
+const benchWheelBytes = 1 << 30
+
+// fill writes n bytes that compress about 2:1, like shared libraries.
+func fill(w io.Writer, n int64, seed uint64) error {
+	r := rand.NewChaCha8([32]byte{byte(seed)})
+	buf := make([]byte, 1<<20)
+	for n > 0 {
+		r.Read(buf[:len(buf)/2])
+		clear(buf[len(buf)/2:])
+		k := int64(len(buf))
+		if n < k {
+			k = n
+		}
+		if _, err := w.Write(buf[:k]); err != nil {
+			return err
+		}
+		n -= k
+	}
+	return nil
+}
+
+// bigWheel writes a wheel of ~1 GiB (8 stored members, as torch's shared
+// libraries are) and returns its path and sha256.
+func bigWheel(b *testing.B, dir string) (string, string) {
+	p := filepath.Join(dir, "torch-2.1.0-cp311-cp311-linux_x86_64.whl")
+	f, err := os.Create(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	zw := zip.NewWriter(f)
+	var rows [][]string
+	add := func(name string, n int64, seed uint64, data []byte) {
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Store})
+		if err != nil {
+			b.Fatal(err)
+		}
+		h := sha256.New()
+		mw := io.MultiWriter(w, h)
+		if data != nil {
+			mw.Write(data)
+			n = int64(len(data))
+		} else if err := fill(mw, n, seed); err != nil {
+			b.Fatal(err)
+		}
+		rows = append(rows, []string{name, "sha256=" + base64.RawURLEncoding.EncodeToString(h.Sum(nil)), strconv.FormatInt(n, 10)})
+	}
+	for i := 0; i < 8; i++ {
+		add(fmt.Sprintf("torch/lib/libtorch_part%d.so", i), benchWheelBytes/8, uint64(i+1), nil)
+	}
+	add("torch/__init__.py", 0, 0, []byte("import torch._C\n"))
+	add("torch-2.1.0.dist-info/WHEEL", 0, 0, []byte("Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: cp311-cp311-linux_x86_64\n"))
+	var rec bytes.Buffer
+	csv.NewWriter(&rec).WriteAll(append(rows, []string{"torch-2.1.0.dist-info/RECORD", "", ""}))
+	w, _ := zw.CreateHeader(&zip.FileHeader{Name: "torch-2.1.0.dist-info/RECORD", Method: zip.Store})
+	w.Write(rec.Bytes())
+	if err := zw.Close(); err != nil {
+		b.Fatal(err)
+	}
+	f.Close()
+	sum, err := fileSHA(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return p, sum
+}
+
+func fileSHA(p string) (string, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func mbps(n int64, d time.Duration) float64 { return float64(n) / (1 << 20) / d.Seconds() }
+
+// ceiling measures sha256 + compress + sha256 over the synthetic bytes.
+func ceiling(b *testing.B, parallel bool) float64 {
+	start := time.Now()
+	digest := sha256.New()
+	var zw io.WriteCloser
+	if parallel {
+		pz, _ := pgzip.NewWriterLevel(digest, gzip.BestSpeed)
+		pz.SetConcurrency(compressBlock, 2*runtime.GOMAXPROCS(0))
+		zw = pz
+	} else {
+		zw, _ = gzip.NewWriterLevel(digest, gzip.BestSpeed)
+	}
+	diff := sha256.New()
+	for i := 0; i < 8; i++ {
+		if err := fill(io.MultiWriter(zw, diff), benchWheelBytes/8, uint64(i+1)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	zw.Close()
+	return mbps(benchWheelBytes, time.Since(start))
+}
+
+// dirSize is the bytes of the files under dir.
+func dirSize(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// peakHeap samples the heap in use until stop is called.
+func peakHeap() (stop func() uint64) {
+	var peak atomic.Uint64
+	done := make(chan struct{})
+	go func() {
+		var m runtime.MemStats
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(50 * time.Millisecond):
+				runtime.ReadMemStats(&m)
+				if m.HeapInuse > peak.Load() {
+					peak.Store(m.HeapInuse)
+				}
+			}
+		}
+	}()
+	return func() uint64 { close(done); return peak.Load() }
+}
+
+func BenchmarkImages(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		benchImages(b)
+	}
+}
+
+func benchImages(b *testing.B) {
+	ctx := context.Background()
+	dir := b.TempDir()
+	house := filepath.Join(dir, "wheels")
+	os.MkdirAll(house, 0o755)
+	_, torchSum := bigWheel(b, house)
+	lock := func(name string, extra ...string) {
+		body := "torch==2.1.0 --hash=sha256:" + torchSum + "\n" + strings.Join(extra, "")
+		os.WriteFile(filepath.Join(dir, name+".lock"), []byte(body), 0o644)
+	}
+	os.MkdirAll(filepath.Join(dir, "adapters"), 0o755)
+	for _, fw := range []string{"timm", "ultralytics", "huggingface"} {
+		lock(fw)
+		os.WriteFile(filepath.Join(dir, "adapters", fw+".py"), []byte("# "+fw+" adapter\n"), 0o644)
+		os.WriteFile(filepath.Join(dir, fw+".yaml"), []byte(fmt.Sprintf(`name: %s
+base: {scratch: true}
+layers:
+  - name: wheels
+    wheels: {lock: %s.lock, wheelhouse: wheels, sitePackages: /opt/vp/site-packages, scripts: /opt/vp/bin}
+  - name: adapter
+    file: {src: adapters/%s.py, dest: /opt/vp/adapters/%s.py}
+`, fw, fw, fw, fw)), 0o644)
+	}
+	specs, err := spec.LoadDir(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	regDir := filepath.Join(dir, "registry")
+	reg, err := ociregistry.New(ctx, regDir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(reg)
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	pub, err := publish.New(publish.WithMountIndex(filepath.Join(dir, "mounts.json")))
+	if err != nil {
+		b.Fatal(err)
+	}
+	push := func(r *Result, repo string) *publish.Result {
+		ref, _ := name.ParseReference(host + "/" + repo + ":latest")
+		res, err := pub.Push(ctx, ref, r.Image)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return res
+	}
+
+	b.ResetTimer()
+	ceil := ceiling(b, true)
+	ceilStd := ceiling(b, false)
+
+	// Cold build and push.
+	cache, err := OpenCache(filepath.Join(dir, "cache"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	bl, _ := New(cache, specs)
+	stopHeap := peakHeap()
+	start := time.Now()
+	timm, err := bl.Build(ctx, "timm")
+	if err != nil {
+		b.Fatal(err)
+	}
+	coldBuild := time.Since(start)
+	heap := stopHeap()
+	pushed := push(timm, "vp/timm")
+	coldTotal := time.Since(start)
+	var layerBytes int64
+	for _, l := range timm.Layers {
+		if strings.HasPrefix(l.Name, "wheels") {
+			layerBytes += benchWheelBytes
+		}
+	}
+	b.ReportMetric(ceil, "ceiling-MB/s")
+	b.ReportMetric(ceilStd, "ceiling-stdgzip-MB/s")
+	b.ReportMetric(mbps(benchWheelBytes, coldBuild), "cold-MB/s")
+	b.ReportMetric(mbps(benchWheelBytes, coldBuild)/ceil, "cold/ceiling")
+	b.ReportMetric(float64(heap)/(1<<20), "cold-peak-heap-MiB")
+	b.ReportMetric(coldTotal.Seconds(), "cold-build+push-s")
+	b.Logf("cold: %d layers, %.1f MiB pushed", len(timm.Layers), float64(pushed.BytesPushed)/(1<<20))
+
+	// Warm: one adapter file changed.
+	os.WriteFile(filepath.Join(dir, "adapters", "timm.py"), []byte("# timm adapter, v2\n"), 0o644)
+	bl, _ = New(cache, specs)
+	start = time.Now()
+	warm, err := bl.Build(ctx, "timm")
+	if err != nil {
+		b.Fatal(err)
+	}
+	warmBuild := time.Since(start)
+	warmPush := push(warm, "vp/timm")
+	warmTotal := time.Since(start)
+	b.ReportMetric(warmBuild.Seconds(), "warm-build-s")
+	b.ReportMetric(warmTotal.Seconds(), "warm-build+push-s")
+	b.ReportMetric(float64(warm.Built), "warm-layers-built")
+	b.ReportMetric(float64(warmPush.BytesPushed), "warm-bytes-pushed")
+
+	// Sharing: the other two frameworks.
+	var sum int64
+	for _, fw := range []string{"timm", "ultralytics", "huggingface"} {
+		r, err := bl.Build(ctx, fw)
+		if err != nil {
+			b.Fatal(err)
+		}
+		push(r, "vp/"+fw)
+		m, _ := r.Image.Manifest()
+		raw, _ := r.Image.RawManifest()
+		sum += m.Config.Size + int64(len(raw))
+		for _, l := range m.Layers {
+			sum += l.Size
+		}
+	}
+	stored := dirSize(filepath.Join(regDir, "storage", "docker", "registry", "v2", "blobs"))
+	b.ReportMetric(float64(stored)/(1<<20), "registry-stored-MiB")
+	b.ReportMetric(float64(sum)/(1<<20), "images-sum-MiB")
+	b.ReportMetric(float64(sum)/float64(stored), "sharing-ratio")
+
+	// docker build of the same files, FROM scratch, one COPY per layer.
+	if os.Getenv("VP_BENCH_SKIP_DOCKER") != "" {
+		b.Log("docker comparison skipped (VP_BENCH_SKIP_DOCKER)")
+		return
+	}
+	if _, err := exec.LookPath("docker"); err != nil {
+		b.Fatalf("docker is needed for the comparison: %v", err)
+	}
+	ctxDir := filepath.Join(dir, "docker")
+	var dockerfile strings.Builder
+	dockerfile.WriteString("FROM scratch\n")
+	img := warm.Image
+	layers, _ := img.Layers()
+	for i, l := range layers {
+		sub := filepath.Join(ctxDir, fmt.Sprintf("layer%d", i))
+		rc, err := l.Uncompressed()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := untar(rc, sub); err != nil {
+			b.Fatal(err)
+		}
+		rc.Close()
+		fmt.Fprintf(&dockerfile, "COPY layer%d/ /\n", i)
+	}
+	os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), []byte(dockerfile.String()), 0o644)
+	tag := host + "/docker/timm:latest"
+	docker := func(args ...string) {
+		out, err := exec.Command("docker", args...).CombinedOutput()
+		if err != nil {
+			b.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	defer exec.Command("docker", "rmi", "-f", tag).Run()
+	start = time.Now()
+	docker("build", "--no-cache", "-q", "-t", tag, ctxDir)
+	dockerColdBuild := time.Since(start)
+	docker("push", "-q", tag)
+	dockerCold := time.Since(start)
+	adapter := filepath.Join(ctxDir, fmt.Sprintf("layer%d", len(layers)-1), "opt/vp/adapters/timm.py")
+	os.WriteFile(adapter, []byte("# timm adapter, v3\n"), 0o644)
+	start = time.Now()
+	docker("build", "-q", "-t", tag, ctxDir)
+	docker("push", "-q", tag)
+	dockerWarm := time.Since(start)
+	b.ReportMetric(dockerColdBuild.Seconds(), "docker-cold-build-s")
+	b.ReportMetric(dockerCold.Seconds(), "docker-cold-build+push-s")
+	b.ReportMetric(dockerWarm.Seconds(), "docker-warm-build+push-s")
+	b.ReportMetric(dockerCold.Seconds()/coldTotal.Seconds(), "docker/ours-cold")
+	b.ReportMetric(dockerWarm.Seconds()/warmTotal.Seconds(), "docker/ours-warm")
+}
+
+func untar(r io.Reader, dst string) error {
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		p := filepath.Join(dst, h.Name)
+		switch h.Typeflag {
+		case tar.TypeDir:
+			os.MkdirAll(p, 0o755)
+		case tar.TypeReg:
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, fs.FileMode(h.Mode))
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(f, tr); err != nil {
+				f.Close()
+				return err
+			}
+			f.Close()
+		case tar.TypeSymlink:
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			os.Symlink(h.Linkname, p)
+		}
+	}
+}
