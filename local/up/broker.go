@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vision-platform/vp/local/broker"
+	"github.com/vision-platform/vp/local/ociregistry"
 )
 
 // BrokerConfig is how `vp broker` runs the broker.
@@ -99,4 +100,19 @@ func serve(ctx context.Context, ln net.Listener, h http.Handler, log zerolog.Log
 		log.Warn().Err(err).Msg("shutting down HTTP server")
 	}
 	return nil
+}
+
+// RunRegistry serves the embedded OCI registry stored in dir on addr until
+// ctx ends.
+func RunRegistry(ctx context.Context, dir, addr string, log zerolog.Logger) error {
+	h, err := ociregistry.New(ctx, dir)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	log.Info().Str("addr", ln.Addr().String()).Str("data", dir).Msg("OCI registry listening")
+	return serve(ctx, ln, h, log)
 }

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vision-platform/vp/local/broker"
+	"github.com/vision-platform/vp/local/ociregistry"
 )
 
 // Config is what `vp up` runs.
@@ -25,6 +26,9 @@ type Config struct {
 	BrokerAddr string
 	// DisplayAddr is where the event display listens (default 127.0.0.1:8089).
 	DisplayAddr string
+	// RegistryAddr is where the embedded OCI registry listens (default
+	// 127.0.0.1:5000).
+	RegistryAddr string
 	// TriggersFile adds triggers to the platform's own.
 	TriggersFile string
 }
@@ -42,8 +46,9 @@ func DefaultDataDir() string {
 }
 
 // Run starts the local platform and blocks until ctx ends. Today that is
-// the broker and an event display subscribed to every event (Knative's
-// event-display, for watching the flow); the functions join as they land.
+// the broker, the embedded OCI registry, and an event display subscribed to
+// every event (Knative's event-display, for watching the flow); the
+// functions join as they land.
 func Run(ctx context.Context, c Config, log zerolog.Logger) error {
 	if c.DataDir == "" {
 		c.DataDir = DefaultDataDir()
@@ -53,6 +58,17 @@ func Run(ctx context.Context, c Config, log zerolog.Logger) error {
 	}
 	if c.DisplayAddr == "" {
 		c.DisplayAddr = "127.0.0.1:8089"
+	}
+	if c.RegistryAddr == "" {
+		c.RegistryAddr = "127.0.0.1:5000"
+	}
+	regLn, err := net.Listen("tcp", c.RegistryAddr)
+	if err != nil {
+		return fmt.Errorf("registry: listening on %s: %w", c.RegistryAddr, err)
+	}
+	reg, err := ociregistry.New(ctx, filepath.Join(c.DataDir, "registry"))
+	if err != nil {
+		return err
 	}
 	displayLn, err := net.Listen("tcp", c.DisplayAddr)
 	if err != nil {
@@ -84,6 +100,11 @@ spec:
 	log.Info().Str("data", c.DataDir).Msg("starting the local platform")
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return RunBroker(ctx, bc, log.With().Str("component", "broker").Logger()) })
+	g.Go(func() error {
+		rlog := log.With().Str("component", "registry").Logger()
+		rlog.Info().Str("addr", regLn.Addr().String()).Msg("OCI registry listening")
+		return serve(ctx, regLn, reg, rlog)
+	})
 	g.Go(func() error {
 		dlog := log.With().Str("component", "event-display").Logger()
 		dlog.Info().Str("addr", "http://"+displayLn.Addr().String()).Msg("event display listening")

@@ -48,7 +48,7 @@ func freeAddr(t *testing.T) string {
 func TestInt_Up(t *testing.T) {
 	var logs syncBuffer
 	log := zerolog.New(&logs)
-	c := Config{DataDir: t.TempDir(), BrokerAddr: freeAddr(t), DisplayAddr: freeAddr(t)}
+	c := Config{DataDir: t.TempDir(), BrokerAddr: freeAddr(t), DisplayAddr: freeAddr(t), RegistryAddr: freeAddr(t)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, c, log) }()
@@ -62,6 +62,9 @@ func TestInt_Up(t *testing.T) {
 			t.Fatalf("platform not ready; logs:\n%s", logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	if resp, err := http.Get("http://" + c.RegistryAddr + "/v2/"); err != nil || resp.StatusCode != 200 {
+		t.Errorf("registry /v2/: %v", err)
 	}
 	ingress := "http://" + c.BrokerAddr + "/default/default"
 	e, err := events.New(ctx, "/test", events.DatasetUploadedData{

@@ -24,6 +24,7 @@ func newUpCmd(rf *rootFlags) *cobra.Command {
 	f.StringVar(&c.DataDir, "data", up.DefaultDataDir(), "where the platform keeps its state")
 	f.StringVar(&c.BrokerAddr, "broker-addr", "127.0.0.1:8080", "broker listen address")
 	f.StringVar(&c.DisplayAddr, "display-addr", "127.0.0.1:8089", "event display listen address")
+	f.StringVar(&c.RegistryAddr, "registry-addr", "127.0.0.1:5000", "embedded OCI registry listen address")
 	f.StringVar(&c.TriggersFile, "triggers", "", "extra Knative Trigger objects to add")
 	return cmd
 }
