@@ -1,0 +1,240 @@
+// Package python_test runs the training SDK and its adapters for real, with
+// Debian's python3-torch and python3-torchvision, on small datasets the tests
+// make.
+package python_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const python = "/usr/bin/python3"
+
+// MakeImageFolder writes a two-class ImageFolder dataset of small PNGs:
+// reddish "cat" and bluish "dog" images, perClass in train/ and perClass/2
+// in val/.
+func MakeImageFolder(t testing.TB, dir string, perClass, side int) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(7, 9))
+	for _, split := range []struct {
+		name string
+		n    int
+	}{{"train", perClass}, {"val", perClass / 2}} {
+		for ci, class := range []string{"cat", "dog"} {
+			d := filepath.Join(dir, split.name, class)
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < split.n; i++ {
+				img := image.NewRGBA(image.Rect(0, 0, side, side))
+				for y := 0; y < side; y++ {
+					for x := 0; x < side; x++ {
+						n := uint8(r.IntN(60))
+						c := color.RGBA{200 + n/2, n, n, 255}
+						if ci == 1 {
+							c = color.RGBA{n, n, 200 + n/2, 255}
+						}
+						img.Set(x, y, c)
+					}
+				}
+				f, err := os.Create(filepath.Join(d, fmt.Sprintf("%03d.png", i)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				png.Encode(f, img)
+				f.Close()
+			}
+		}
+	}
+}
+
+func requireTorch(t *testing.T) {
+	t.Helper()
+	if out, err := exec.Command(python, "-c", "import torch, torchvision, PIL").CombinedOutput(); err != nil {
+		t.Fatalf("%s cannot import torch, torchvision and PIL (run make deps: it installs python3-torch, python3-torchvision, python3-pil): %v\n%s", python, err, out)
+	}
+}
+
+type result struct {
+	code    int
+	metrics []map[string]any
+	stdout  string
+	stderr  string
+}
+
+func runSDK(t *testing.T, env []string, args ...string) result {
+	t.Helper()
+	wd, _ := os.Getwd()
+	cmd := exec.Command(python, append([]string{"-m", "vp_sdk.run"}, args...)...)
+	cmd.Env = append(append(os.Environ(), "PYTHONPATH="+wd, "PYTHONUNBUFFERED=1", "OMP_NUM_THREADS=2"), env...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	res := result{stdout: string(out), stderr: stderr.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		res.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(strings.NewReader(res.stdout))
+	for sc.Scan() {
+		var m map[string]any
+		if json.Unmarshal(sc.Bytes(), &m) == nil && m["vp"] == "metric" {
+			res.metrics = append(res.metrics, m)
+		}
+	}
+	return res
+}
+
+func readJSON(t *testing.T, p string) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("%s: %v", p, err)
+	}
+	return m
+}
+
+func TestInt_TorchvisionTraining(t *testing.T) {
+	requireTorch(t)
+	data, out := t.TempDir(), t.TempDir()
+	MakeImageFolder(t, data, 16, 32)
+	hp := `{"epochs":2,"batchSize":8,"learningRate":0.01,"imageSize":32,"seed":1}`
+	res := runSDK(t, nil, "--adapter", "torchvision", "--model", "resnet18", "--dataset", data, "--output", out,
+		"--hyperparameters", hp, "--dataset-digest", "sha256:abc", "--run-id", "run-1")
+	if res.code != 0 {
+		t.Fatalf("training exited %d\nstdout:\n%s\nstderr:\n%s", res.code, res.stdout, res.stderr)
+	}
+	if len(res.metrics) != 2 {
+		t.Fatalf("metric lines = %d, want one per epoch (2):\n%s", len(res.metrics), res.stdout)
+	}
+	for i, m := range res.metrics {
+		if m["epoch"] != float64(i+1) || m["loss"] == nil || m["accuracy"] == nil || m["lr"] != 0.01 || m["step"] == nil {
+			t.Errorf("metric line %d = %v", i, m)
+		}
+	}
+	for _, f := range []string{"weights/model.pt", "weights/labels.json", "checkpoints/last.pt", "metrics.json", "model_card.json"} {
+		if fi, err := os.Stat(filepath.Join(out, f)); err != nil || fi.Size() == 0 {
+			t.Errorf("output lacks %s: %v", f, err)
+		}
+	}
+	if m := readJSON(t, filepath.Join(out, "metrics.json")); m["accuracy"] == nil {
+		t.Errorf("metrics.json = %v", m)
+	}
+	card := readJSON(t, filepath.Join(out, "model_card.json"))
+	if card["model"] != "resnet18" || card["datasetDigest"] != "sha256:abc" || card["runId"] != "run-1" || card["framework"] != "torchvision" {
+		t.Errorf("model_card.json = %v", card)
+	}
+
+	// A restarted run with the same output resumes from its checkpoint.
+	res = runSDK(t, nil, "--adapter", "torchvision", "--model", "resnet18", "--dataset", data, "--output", out,
+		"--hyperparameters", strings.Replace(hp, `"epochs":2`, `"epochs":3`, 1))
+	if res.code != 0 {
+		t.Fatalf("resumed training exited %d\n%s", res.code, res.stderr)
+	}
+	if !strings.Contains(res.stdout, `"vp": "resume", "epoch": 2`) || len(res.metrics) != 1 || res.metrics[0]["epoch"] != float64(3) {
+		t.Errorf("resume: want a resume line at epoch 2 and one metric line for epoch 3:\n%s", res.stdout)
+	}
+}
+
+func TestInt_TorchvisionErrors(t *testing.T) {
+	requireTorch(t)
+	data := t.TempDir()
+	MakeImageFolder(t, data, 4, 16)
+	// Pretrained weights cannot be downloaded here: a clear error, exit 3.
+	res := runSDK(t, []string{"TORCH_HOME=" + t.TempDir()}, "--adapter", "torchvision", "--model", "resnet18", "--dataset", data, "--output", t.TempDir(),
+		"--hyperparameters", `{"epochs":1,"batchSize":4,"learningRate":0.01,"imageSize":16,"pretrained":true}`)
+	if res.code != 3 || !strings.Contains(res.stderr, "pretrained weights for resnet18 cannot be loaded") {
+		t.Errorf("pretrained without network: exit %d, stderr %q", res.code, res.stderr)
+	}
+	res = runSDK(t, nil, "--adapter", "torchvision", "--model", "nosuchnet", "--dataset", data, "--output", t.TempDir(), "--hyperparameters", `{"imageSize":16}`)
+	if res.code != 3 || !strings.Contains(res.stderr, "torchvision has no model 'nosuchnet'") {
+		t.Errorf("unknown model: exit %d, stderr %q", res.code, res.stderr)
+	}
+	res = runSDK(t, nil, "--adapter", "torchvision", "--model", "resnet18", "--dataset", t.TempDir(), "--output", t.TempDir())
+	if res.code != 3 || !strings.Contains(res.stderr, "no train/ directory") {
+		t.Errorf("empty dataset: exit %d, stderr %q", res.code, res.stderr)
+	}
+	res = runSDK(t, nil, "--adapter", "nope", "--model", "x", "--dataset", data, "--output", t.TempDir())
+	if res.code != 3 || !strings.Contains(res.stderr, "unknown adapter 'nope'") {
+		t.Errorf("unknown adapter: exit %d, stderr %q", res.code, res.stderr)
+	}
+}
+
+func TestInt_Timm(t *testing.T) {
+	requireTorch(t)
+	if out, err := exec.Command(python, "-c", "import timm").CombinedOutput(); err != nil {
+		t.Skipf("timm is not importable with %s here (not packaged by Debian; it is in the timm framework image): %s", python, strings.TrimSpace(string(out)))
+	}
+	data := t.TempDir()
+	MakeImageFolder(t, data, 8, 32)
+	res := runSDK(t, nil, "--adapter", "timm", "--model", "resnet18", "--dataset", data, "--output", t.TempDir(),
+		"--hyperparameters", `{"epochs":1,"batchSize":8,"learningRate":0.01,"imageSize":32}`)
+	if res.code != 0 || len(res.metrics) != 1 {
+		t.Errorf("timm training: exit %d, %d metric lines\n%s", res.code, len(res.metrics), res.stderr)
+	}
+}
+
+func TestInt_CustomAdapter(t *testing.T) {
+	src, out := t.TempDir(), t.TempDir()
+	os.MkdirAll(filepath.Join(src, "configs"), 0o755)
+	os.WriteFile(filepath.Join(src, "configs", "train.yaml.tmpl"), []byte("epochs: ${epochs}\nbatch: ${batch_size}\nlr: ${learning_rate}\ndata: ${dataset_dir}\nanchors: ${anchors}\n"), 0o644)
+	// A model with its own script and its own log format.
+	os.WriteFile(filepath.Join(src, "train.py"), []byte(`import sys, os
+cfg = dict(l.split(": ", 1) for l in open(sys.argv[2]).read().splitlines())
+n = int(cfg["epochs"])
+for e in range(1, n + 1):
+    print(f"[yolo] Epoch {e}/{n} box_loss=0.{9-e}1 mAP50=0.{e}5 lr={cfg['lr']}", flush=True)
+    print("some other chatter", flush=True)
+os.makedirs("runs", exist_ok=True)
+open("runs/best.pt", "w").write("weights")
+print("anchors were", cfg["anchors"])
+`), 0o644)
+	desc := map[string]any{
+		"template": "configs/train.yaml.tmpl", "config": "train.yaml",
+		"command": []string{python, "train.py", "--cfg", "${config}"},
+		"weights": []string{"runs/best.pt"},
+		"rules": []map[string]any{{"regex": `Epoch (?P<epoch>\d+)/\d+ box_loss=(?P<loss>[0-9.]+) mAP50=(?P<mAP50>[0-9.]+)`}},
+	}
+	b, _ := json.Marshal(desc)
+	os.WriteFile(filepath.Join(src, "vp-custom.json"), b, 0o644)
+	res := runSDK(t, nil, "--adapter", "custom", "--model", "yolov7", "--dataset", "/data/coco", "--output", out, "--task", "detection", "--format", "coco",
+		"--hyperparameters", fmt.Sprintf(`{"epochs":2,"batchSize":4,"learningRate":0.001,"extra":{"sourceDir":%q,"anchors":"10,13"}}`, src))
+	if res.code != 0 {
+		t.Fatalf("custom run exited %d\n%s", res.code, res.stderr)
+	}
+	if len(res.metrics) != 2 || res.metrics[1]["epoch"] != float64(2) || res.metrics[1]["loss"] != 0.71 || res.metrics[1]["mAP50"] != 0.25 {
+		t.Errorf("metric lines = %v", res.metrics)
+	}
+	cfg, _ := os.ReadFile(filepath.Join(out, "train.yaml"))
+	if !strings.Contains(string(cfg), "epochs: 2\nbatch: 4\nlr: 0.001\ndata: /data/coco\nanchors: 10,13") {
+		t.Errorf("filled config:\n%s", cfg)
+	}
+	if w, err := os.ReadFile(filepath.Join(out, "weights", "best.pt")); err != nil || string(w) != "weights" {
+		t.Errorf("weights/best.pt: %v", err)
+	}
+	if !strings.Contains(res.stderr, "some other chatter") {
+		t.Error("the model's own log did not reach stderr")
+	}
+	// A template variable nobody gives is an error naming it.
+	os.WriteFile(filepath.Join(src, "configs", "train.yaml.tmpl"), []byte("x: ${nonesuch}\n"), 0o644)
+	res = runSDK(t, nil, "--adapter", "custom", "--model", "yolov7", "--dataset", "/d", "--output", t.TempDir(),
+		"--hyperparameters", fmt.Sprintf(`{"extra":{"sourceDir":%q}}`, src))
+	if res.code != 3 || !strings.Contains(res.stderr, "no value for ${nonesuch}") {
+		t.Errorf("missing template value: exit %d, %q", res.code, res.stderr)
+	}
+}

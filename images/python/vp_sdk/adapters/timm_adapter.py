@@ -1,0 +1,22 @@
+"""timm adapter: the torchvision adapter's data and loop, timm's models."""
+
+from vp_sdk.adapters.torchvision_adapter import TorchvisionAdapter
+from vp_sdk.sdk import AdapterError, WeightsUnavailable
+
+
+class TimmAdapter(TorchvisionAdapter):
+    framework = "timm"
+
+    def build_model(self, ctx, num_classes):
+        try:
+            import timm
+        except ImportError as e:
+            raise AdapterError(f"timm is not installed in this image: {e}")
+        if ctx.model not in timm.list_models():
+            raise AdapterError(f"timm has no model {ctx.model!r}")
+        try:
+            return timm.create_model(ctx.model, pretrained=ctx.hyperparameters.pretrained, num_classes=num_classes)
+        except Exception as e:
+            if ctx.hyperparameters.pretrained:
+                raise WeightsUnavailable(f"pretrained weights for {ctx.model} cannot be loaded: {e}")
+            raise
