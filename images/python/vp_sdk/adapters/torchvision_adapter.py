@@ -61,10 +61,15 @@ class TorchvisionAdapter(Adapter):
             raise AdapterError(f"need at least two classes, found {classes}")
         bs = ctx.hyperparameters.batch_size
         g = torch.Generator().manual_seed(ctx.hyperparameters.seed)
+        # Decoding images keeps a GPU waiting: on a GPU, load in worker
+        # processes (extra.workers overrides; 0 loads in the main process).
+        default_workers = min(8, os.cpu_count() or 1) if torch.cuda.is_available() else 0
+        workers = int(ctx.hyperparameters.extra.get("workers", default_workers))
+        kw = {"num_workers": workers, "persistent_workers": workers > 0, "pin_memory": torch.cuda.is_available()}
         return {
             "classes": classes,
-            "train": torch.utils.data.DataLoader(train, batch_size=bs, shuffle=True, generator=g),
-            "val": torch.utils.data.DataLoader(val, batch_size=bs),
+            "train": torch.utils.data.DataLoader(train, batch_size=bs, shuffle=True, generator=g, **kw),
+            "val": torch.utils.data.DataLoader(val, batch_size=bs, **kw),
         }
 
     # -- model ------------------------------------------------------------
