@@ -7,63 +7,21 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"image"
-	"image/color"
-	"image/png"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vision-platform/vp/internal/testsupport"
 )
 
-const python = "/usr/bin/python3"
+const python = testsupport.Python
 
-// MakeImageFolder writes a two-class ImageFolder dataset of small PNGs:
-// reddish "cat" and bluish "dog" images, perClass in train/ and perClass/2
-// in val/.
-func MakeImageFolder(t testing.TB, dir string, perClass, side int) {
-	t.Helper()
-	r := rand.New(rand.NewPCG(7, 9))
-	for _, split := range []struct {
-		name string
-		n    int
-	}{{"train", perClass}, {"val", perClass / 2}} {
-		for ci, class := range []string{"cat", "dog"} {
-			d := filepath.Join(dir, split.name, class)
-			if err := os.MkdirAll(d, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			for i := 0; i < split.n; i++ {
-				img := image.NewRGBA(image.Rect(0, 0, side, side))
-				for y := 0; y < side; y++ {
-					for x := 0; x < side; x++ {
-						n := uint8(r.IntN(60))
-						c := color.RGBA{200 + n/2, n, n, 255}
-						if ci == 1 {
-							c = color.RGBA{n, n, 200 + n/2, 255}
-						}
-						img.Set(x, y, c)
-					}
-				}
-				f, err := os.Create(filepath.Join(d, fmt.Sprintf("%03d.png", i)))
-				if err != nil {
-					t.Fatal(err)
-				}
-				png.Encode(f, img)
-				f.Close()
-			}
-		}
-	}
-}
+// MakeImageFolder and requireTorch come from testsupport.
+var MakeImageFolder = testsupport.MakeImageFolder
 
-func requireTorch(t *testing.T) {
-	t.Helper()
-	if out, err := exec.Command(python, "-c", "import torch, torchvision, PIL").CombinedOutput(); err != nil {
-		t.Fatalf("%s cannot import torch, torchvision and PIL (run make deps: it installs python3-torch, python3-torchvision, python3-pil): %v\n%s", python, err, out)
-	}
-}
+func requireTorch(t *testing.T) { testsupport.RequireTorch(t) }
 
 type result struct {
 	code    int

@@ -1,0 +1,164 @@
+// Package testsupport starts the real servers integration tests use (the
+// MinIO server as a process of its own) and makes their small data sets.
+package testsupport
+
+import (
+	"context"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+)
+
+// MinIO credentials of the test servers.
+const (
+	MinIOUser     = "vp-test"
+	MinIOPassword = "vp-test-secret"
+)
+
+// MinIO is a MinIO server process on loopback.
+type MinIO struct {
+	Endpoint string // host:port
+	Client   *minio.Client
+	Dir      string
+}
+
+func freePort(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// MinIOBinary finds the server that make deps installs.
+func MinIOBinary(t testing.TB) string {
+	if p, err := exec.LookPath("minio"); err == nil {
+		return p
+	}
+	home, _ := os.UserHomeDir()
+	p := filepath.Join(home, ".cache", "vision-platform", "bin", "minio")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("the MinIO server is not installed (%v): run make deps", err)
+	}
+	return p
+}
+
+// StartMinIO runs a MinIO server on a loopback port until the test ends,
+// with extra environment (webhook targets, ...).
+func StartMinIO(t testing.TB, env ...string) *MinIO {
+	t.Helper()
+	dir := t.TempDir()
+	addr, console := freePort(t), freePort(t)
+	cmd := exec.Command(MinIOBinary(t), "server", dir, "--address", addr, "--console-address", console, "--quiet")
+	cmd.Env = append(append(os.Environ(), "MINIO_ROOT_USER="+MinIOUser, "MINIO_ROOT_PASSWORD="+MinIOPassword, "MINIO_BROWSER=off"), env...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/minio/health/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("MinIO did not become ready: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c, err := minio.New(addr, &minio.Options{Creds: credentials.NewStaticV4(MinIOUser, MinIOPassword, "")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &MinIO{Endpoint: addr, Client: c, Dir: dir}
+}
+
+// Bucket makes a bucket.
+func (m *MinIO) Bucket(t testing.TB, name string) {
+	t.Helper()
+	if err := m.Client.MakeBucket(context.Background(), name, minio.MakeBucketOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// PutDir uploads every file under dir to bucket/prefix.
+func (m *MinIO) PutDir(t testing.TB, dir, bucket, prefix string) {
+	t.Helper()
+	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		_, err = m.Client.FPutObject(context.Background(), bucket, prefix+filepath.ToSlash(rel), p, minio.PutObjectOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// MakeImageFolder writes a two-class ImageFolder dataset of small PNGs:
+// reddish "cat" and bluish "dog" images, perClass in train/ and perClass/2
+// in val/.
+func MakeImageFolder(t testing.TB, dir string, perClass, side int) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(7, 9))
+	for _, split := range []struct {
+		name string
+		n    int
+	}{{"train", perClass}, {"val", perClass / 2}} {
+		for ci, class := range []string{"cat", "dog"} {
+			d := filepath.Join(dir, split.name, class)
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < split.n; i++ {
+				img := image.NewRGBA(image.Rect(0, 0, side, side))
+				for y := 0; y < side; y++ {
+					for x := 0; x < side; x++ {
+						n := uint8(r.IntN(60))
+						c := color.RGBA{200 + n/2, n, n, 255}
+						if ci == 1 {
+							c = color.RGBA{n, n, 200 + n/2, 255}
+						}
+						img.Set(x, y, c)
+					}
+				}
+				f, err := os.Create(filepath.Join(d, fmt.Sprintf("%03d.png", i)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				png.Encode(f, img)
+				f.Close()
+			}
+		}
+	}
+}
+
+// Python is the interpreter that has Debian's python3-torch.
+const Python = "/usr/bin/python3"
+
+// RequireTorch fails the test, saying why, unless Python can import torch,
+// torchvision and PIL.
+func RequireTorch(t testing.TB) {
+	t.Helper()
+	if out, err := exec.Command(Python, "-c", "import torch, torchvision, PIL").CombinedOutput(); err != nil {
+		t.Fatalf("%s cannot import torch, torchvision and PIL (run make deps: it installs python3-torch, python3-torchvision, python3-pil): %v\n%s", Python, err, out)
+	}
+}
