@@ -11,7 +11,8 @@ TOOLS_BIN := $(CACHE)/bin
 BIN       := bin
 STATICCHECK_VERSION := v0.8.2
 CONFORMANCE_VERSION := v0.0.0-20260831232431-97274622c111
-APT_PACKAGES := docker-registry
+MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
+APT_PACKAGES := docker-registry python3-torch python3-torchvision python3-pil python3-numpy
 
 export PATH := $(TOOLS_BIN):$(PATH)
 
@@ -28,9 +29,10 @@ up: build ## Run the platform locally with embedded defaults (Ctrl-C stops it)
 	$(BIN)/vp up --log-format=console
 
 .PHONY: deps
-deps: $(TOOLS_BIN)/conformance apt-deps ## Install what the tests need (idempotent)
+deps: $(TOOLS_BIN)/conformance $(TOOLS_BIN)/minio apt-deps ## Install what the tests need (idempotent)
 
-# Debian packages the tests run for real: the CNCF registry as a process.
+# Debian packages the tests run for real: the CNCF registry as a process, and
+# PyTorch for real CPU trainings (for /usr/bin/python3).
 .PHONY: apt-deps
 apt-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -39,6 +41,11 @@ apt-deps:
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
+
+# The MinIO server (AGPL): built once, run as a separate process, never imported.
+$(TOOLS_BIN)/minio:
+	@mkdir -p $(TOOLS_BIN)
+	cd /tmp && GOBIN=$(TOOLS_BIN) GOFLAGS=-buildvcs=false $(GO) install github.com/minio/minio@$(MINIO_VERSION)
 
 # The OCI distribution-spec conformance suite, run against the embedded registry.
 $(TOOLS_BIN)/conformance:
