@@ -29,7 +29,16 @@ up: build ## Run the platform locally with embedded defaults (Ctrl-C stops it)
 	$(BIN)/vp up --log-format=console
 
 .PHONY: deps
-deps: $(TOOLS_BIN)/conformance $(TOOLS_BIN)/minio apt-deps ## Install what the tests need (idempotent)
+ROOTFS := $(CACHE)/rootfs/bookworm-python3.tar
+
+deps: $(TOOLS_BIN)/conformance $(TOOLS_BIN)/minio apt-deps $(ROOTFS) ## Install what the tests need (idempotent)
+
+# A Debian root filesystem with python3, the base of the images the tests run in Docker.
+$(ROOTFS):
+	images/rootfs/make-rootfs.sh $@ python3
+
+.PHONY: rootfs
+rootfs: $(ROOTFS) ## Build the Debian python3 root filesystem (debootstrap, about a minute)
 
 # Debian packages the tests run for real: the CNCF registry as a process, and
 # PyTorch for real CPU trainings (for /usr/bin/python3).

@@ -166,7 +166,7 @@ print("anchors were", cfg["anchors"])
 		"template": "configs/train.yaml.tmpl", "config": "train.yaml",
 		"command": []string{python, "train.py", "--cfg", "${config}"},
 		"weights": []string{"runs/best.pt"},
-		"rules": []map[string]any{{"regex": `Epoch (?P<epoch>\d+)/\d+ box_loss=(?P<loss>[0-9.]+) mAP50=(?P<mAP50>[0-9.]+)`}},
+		"rules":   []map[string]any{{"regex": `Epoch (?P<epoch>\d+)/\d+ box_loss=(?P<loss>[0-9.]+) mAP50=(?P<mAP50>[0-9.]+)`}},
 	}
 	b, _ := json.Marshal(desc)
 	os.WriteFile(filepath.Join(src, "vp-custom.json"), b, 0o644)

@@ -162,3 +162,28 @@ func RequireTorch(t testing.TB) {
 		t.Fatalf("%s cannot import torch, torchvision and PIL (run make deps: it installs python3-torch, python3-torchvision, python3-pil): %v\n%s", Python, err, out)
 	}
 }
+
+// Rootfs is the Debian root filesystem with python3 that make deps builds
+// (images/rootfs/make-rootfs.sh), for images the tests run in Docker.
+func Rootfs(t testing.TB) string {
+	t.Helper()
+	home, _ := os.UserHomeDir()
+	p := filepath.Join(home, ".cache", "vision-platform", "rootfs", "bookworm-python3.tar")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("the Debian rootfs is missing (%v): run make deps", err)
+	}
+	return p
+}
+
+// ModuleRoot is the repository root, found from the test's directory.
+func ModuleRoot(t testing.TB) string {
+	t.Helper()
+	dir, _ := os.Getwd()
+	for d := dir; d != "/"; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+	}
+	t.Fatalf("no go.mod above %s", dir)
+	return ""
+}

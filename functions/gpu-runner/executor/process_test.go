@@ -185,7 +185,7 @@ func TestInt_ProcessRunsRealTraining(t *testing.T) {
 	hp := events.Hyperparameters{Epochs: 1, BatchSize: 8, LearningRate: 0.01, ImageSize: 32}
 	mref := events.ModelRef{Framework: "torchvision", Name: "resnet18"}
 	ev, err := events.New(context.Background(), "/test", events.RunStartedData{
-		Job: events.JobRequestedData{ID: events.JobID(digest, mref, hp), Dataset: ref, Model: mref, Hyperparameters: hp},
+		Job:   events.JobRequestedData{ID: events.JobID(digest, mref, hp), Dataset: ref, Model: mref, Hyperparameters: hp},
 		RunID: "run-proc", Image: "local", Executor: Process, Output: "s3://runs/run-proc/",
 	})
 	if err != nil {
