@@ -12,7 +12,7 @@ BIN       := bin
 STATICCHECK_VERSION := v0.8.2
 CONFORMANCE_VERSION := v0.0.0-20260831232431-97274622c111
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
-APT_PACKAGES := docker-registry python3-torch python3-torchvision python3-pil python3-numpy
+APT_PACKAGES := docker-registry debootstrap python3-torch python3-torchvision python3-pil python3-numpy
 
 export PATH := $(TOOLS_BIN):$(PATH)
 
