@@ -135,6 +135,13 @@ type run struct {
 	logFile  *os.File
 	tail     []string
 	lastProg map[string]float64
+	uploaded map[string]uploadedFile // path -> what was sent while running
+}
+
+type uploadedFile struct {
+	mod  time.Time
+	sum  string
+	size int64
 }
 
 func (r *run) do(ctx context.Context) (fin events.RunFinishedData) {
@@ -333,10 +340,17 @@ func (r *run) watchCheckpoints(out S3URI, outDir string) (stop func()) {
 		last = fi.ModTime()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		if _, _, err := upload(ctx, r.c.Store, out.Join("checkpoints/last.pt"), p, r.c.Attempts); err != nil {
+		sum, size, err := upload(ctx, r.c.Store, out.Join("checkpoints/last.pt"), p, r.c.Attempts)
+		if err != nil {
 			r.log.Warn().Err(err).Msg("uploading checkpoint")
 			return
 		}
+		r.mu.Lock()
+		if r.uploaded == nil {
+			r.uploaded = map[string]uploadedFile{}
+		}
+		r.uploaded[p] = uploadedFile{mod: fi.ModTime(), sum: sum, size: size}
+		r.mu.Unlock()
 		r.logf("vp-agent: checkpoint uploaded to %s", out.Join("checkpoints/last.pt"))
 	}
 	go func() {
@@ -373,6 +387,13 @@ func (r *run) uploadOutputs(ctx context.Context, out S3URI, outDir string) ([]ev
 		rel, _ := filepath.Rel(outDir, p)
 		rel = filepath.ToSlash(rel)
 		dst := out.Join(rel)
+		r.mu.Lock()
+		done, ok := r.uploaded[p]
+		r.mu.Unlock()
+		if fi, err := os.Stat(p); ok && err == nil && fi.ModTime().Equal(done.mod) && fi.Size() == done.size {
+			arts = append(arts, events.Artifact{Name: rel, URI: dst.String(), SHA256: done.sum, Size: done.size})
+			continue // the checkpoint watcher sent this very file
+		}
 		sum, size, err := upload(ctx, r.c.Store, dst, p, r.c.Attempts)
 		if err != nil {
 			errs = append(errs, err)

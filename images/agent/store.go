@@ -79,35 +79,39 @@ func transient(err error) bool {
 	return strings.Contains(s, "connection refused") || strings.Contains(s, "connection reset") || strings.Contains(s, "EOF")
 }
 
-// upload puts a local file and returns its sha256 and size. Large files go
-// up in parts (minio-go switches to multipart above 16 MiB).
+// upload puts a local file and returns its sha256 and size, hashing as it
+// sends (one read of the file; the payload goes unsigned, as over TLS).
+// Large files go up in parts.
 func upload(ctx context.Context, c *minio.Client, dst S3URI, file string, attempts int) (string, int64, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return "", 0, err
 	}
 	defer f.Close()
-	h := sha256.New()
-	size, err := io.Copy(h, f)
+	fi, err := f.Stat()
 	if err != nil {
 		return "", 0, err
 	}
-	sum := hex.EncodeToString(h.Sum(nil))
+	var sum string
 	err = retry(ctx, attempts, 250*time.Millisecond, func() error {
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return err
 		}
-		_, err := c.PutObject(ctx, dst.Bucket, dst.Key, f, size, minio.PutObjectOptions{
-			ContentType:  contentType(file),
-			UserMetadata: map[string]string{"sha256": sum},
-			PartSize:     64 << 20,
+		h := sha256.New()
+		_, err := c.PutObject(ctx, dst.Bucket, dst.Key, io.TeeReader(f, h), fi.Size(), minio.PutObjectOptions{
+			ContentType:          contentType(file),
+			PartSize:             64 << 20,
+			DisableContentSha256: true,
 		})
+		if err == nil {
+			sum = hex.EncodeToString(h.Sum(nil))
+		}
 		return err
 	})
 	if err != nil {
 		return "", 0, fmt.Errorf("uploading %s to %s: %w", filepath.Base(file), dst, err)
 	}
-	return sum, size, nil
+	return sum, fi.Size(), nil
 }
 
 func contentType(p string) string {
