@@ -20,7 +20,9 @@ func TestChoose(t *testing.T) {
 	noEngine := filepath.Join(t.TempDir(), "docker")
 	os.WriteFile(noEngine, []byte("#!/bin/sh\nexit 1\n"), 0o755)
 	withEngine := &DockerExecutor{}
-	kube := func() (*KubernetesExecutor, error) { return &KubernetesExecutor{Client: fake.NewSimpleClientset(), Namespace: "vp"}, nil }
+	kube := func() (*KubernetesExecutor, error) {
+		return &KubernetesExecutor{Client: fake.NewSimpleClientset(), Namespace: "vp"}, nil
+	}
 	cases := []struct {
 		mode   string
 		docker *DockerExecutor
