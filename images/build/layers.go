@@ -75,6 +75,9 @@ func (b *Builder) tarLayer(s *spec.Spec, name, platform, key string, entries fun
 func (b *Builder) wheelLayers(ctx context.Context, s *spec.Spec, l spec.Layer, platform string) ([]namedLayer, error) {
 	w := l.Wheels
 	reqs, err := wheel.ParseLock(s.Resolve(w.Lock))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("lock file %s is missing: generate it with pip-compile --generate-hashes where a Python index is reachable (images/frameworks/README.md)", w.Lock)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -221,13 +221,8 @@ func (s *Spec) validate(errs *strictyaml.Errors) {
 	if b.Tag != "" && b.Layout == "" {
 		errs.Add("base.tag", "only with base.layout")
 	}
-	for _, p := range []struct{ f, v string }{{"base.layout", b.Layout}, {"base.rootfs", b.Rootfs}} {
-		if p.v != "" {
-			if _, err := os.Stat(s.Resolve(p.v)); err != nil {
-				errs.Add(p.f, "%v", err)
-			}
-		}
-	}
+	// base.layout and base.rootfs may be made after the spec is written
+	// (make rootfs); the builder checks them.
 	for i, p := range s.Platforms {
 		if !platformRE.MatchString(p) {
 			errs.Add(fmt.Sprintf("platforms.%d", i), "%q is not os/arch[/variant]", p)
@@ -310,12 +305,13 @@ func (s *Spec) validate(errs *strictyaml.Errors) {
 			dest("go.dest", l.Go.Dest)
 		case l.Wheels != nil:
 			w := l.Wheels
-			src("wheels.lock", w.Lock, false)
+			// The lock may be generated later (where an index is
+			// reachable); the builder checks it.
+			if w.Lock == "" {
+				errs.Add(at("wheels.lock"), "required")
+			}
 			if w.Wheelhouse == "" && w.Index == "" {
 				errs.Add(at("wheels"), "a wheelhouse or an index is required")
-			}
-			if w.Wheelhouse != "" {
-				src("wheels.wheelhouse", w.Wheelhouse, true)
 			}
 			if w.Index != "" && !strings.HasPrefix(w.Index, "http://") && !strings.HasPrefix(w.Index, "https://") {
 				errs.Add(at("wheels.index"), "%q is not an http(s) URL", w.Index)
@@ -336,9 +332,14 @@ func (s *Spec) validate(errs *strictyaml.Errors) {
 	}
 }
 
-// Resolve makes p, relative to the spec's directory, a path on this
-// machine.
+// Resolve makes p, relative to the spec's directory (or ~/ for the home
+// directory), a path on this machine.
 func (s *Spec) Resolve(p string) string {
+	if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		if home, err := os.UserHomeDir(); err == nil {
+			return filepath.Join(home, rest)
+		}
+	}
 	if filepath.IsAbs(p) || s.File == "" {
 		return p
 	}
