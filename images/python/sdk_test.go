@@ -16,12 +16,31 @@ import (
 	"github.com/vision-platform/vp/internal/testsupport"
 )
 
-const python = testsupport.Python
+// python is Debian's python3 here; VP_TEST_PYTHON names another (the GPU
+// machine's, which has timm and transformers).
+var python = func() string {
+	if p := os.Getenv("VP_TEST_PYTHON"); p != "" {
+		return p
+	}
+	return testsupport.Python
+}()
 
 // MakeImageFolder and requireTorch come from testsupport.
 var MakeImageFolder = testsupport.MakeImageFolder
 
-func requireTorch(t *testing.T) { testsupport.RequireTorch(t) }
+func requireTorch(t *testing.T) {
+	t.Helper()
+	if out, err := exec.Command(python, "-c", "import torch, torchvision, PIL").CombinedOutput(); err != nil {
+		t.Fatalf("%s cannot import torch, torchvision and PIL (run make deps): %v\n%s", python, err, out)
+	}
+}
+
+func requireModule(t *testing.T, module, where string) {
+	t.Helper()
+	if out, err := exec.Command(python, "-c", "import "+module).CombinedOutput(); err != nil {
+		t.Skipf("%s is not importable with %s here (%s): %s", module, python, where, strings.TrimSpace(string(out)))
+	}
+}
 
 type result struct {
 	code    int
@@ -135,9 +154,7 @@ func TestInt_TorchvisionErrors(t *testing.T) {
 
 func TestInt_Timm(t *testing.T) {
 	requireTorch(t)
-	if out, err := exec.Command(python, "-c", "import timm").CombinedOutput(); err != nil {
-		t.Skipf("timm is not importable with %s here (not packaged by Debian; it is in the timm framework image): %s", python, strings.TrimSpace(string(out)))
-	}
+	requireModule(t, "timm", "Debian does not package it; it is in the timm framework image")
 	data := t.TempDir()
 	MakeImageFolder(t, data, 8, 32)
 	res := runSDK(t, nil, "--adapter", "timm", "--model", "resnet18", "--dataset", data, "--output", t.TempDir(),
@@ -194,5 +211,34 @@ print("anchors were", cfg["anchors"])
 		"--hyperparameters", fmt.Sprintf(`{"extra":{"sourceDir":%q}}`, src))
 	if res.code != 3 || !strings.Contains(res.stderr, "no value for ${nonesuch}") {
 		t.Errorf("missing template value: exit %d, %q", res.code, res.stderr)
+	}
+}
+
+func TestInt_HuggingFace(t *testing.T) {
+	requireTorch(t)
+	requireModule(t, "transformers", "Debian does not package it; it is in the huggingface framework image")
+	data, out := t.TempDir(), t.TempDir()
+	MakeImageFolder(t, data, 8, 32)
+	hp := `{"epochs":2,"batchSize":8,"learningRate":0.001,"imageSize":32,"seed":1}`
+	res := runSDK(t, nil, "--adapter", "huggingface", "--model", "vit", "--dataset", data, "--output", out, "--hyperparameters", hp)
+	if res.code != 0 || len(res.metrics) != 2 || res.metrics[1]["epoch"] != float64(2) {
+		t.Fatalf("huggingface training: exit %d, metrics %v\n%s", res.code, res.metrics, res.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(out, "weights", "model.safetensors")); err != nil {
+		t.Errorf("no exported model: %v", err)
+	}
+	res = runSDK(t, nil, "--adapter", "huggingface", "--model", "vit", "--dataset", data, "--output", out,
+		"--hyperparameters", strings.Replace(hp, `"epochs":2`, `"epochs":3`, 1))
+	if res.code != 0 || !strings.Contains(res.stdout, `"vp": "resume", "epoch": 2`) || len(res.metrics) != 1 || res.metrics[0]["epoch"] != float64(3) {
+		t.Errorf("huggingface resume: exit %d, metrics %v\n%s", res.code, res.metrics, res.stdout)
+	}
+}
+
+func TestInt_Ultralytics(t *testing.T) {
+	requireTorch(t)
+	requireModule(t, "ultralytics", "Debian does not package it; it is in the ultralytics framework image")
+	res := runSDK(t, nil, "--adapter", "ultralytics", "--model", "yolov8n", "--dataset", t.TempDir(), "--output", t.TempDir(), "--format", "yolo", "--task", "detection")
+	if res.code != 3 || !strings.Contains(res.stderr, "no data.yaml") {
+		t.Errorf("ultralytics without data.yaml: exit %d, %q", res.code, res.stderr)
 	}
 }

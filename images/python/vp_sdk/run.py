@@ -15,6 +15,8 @@ from vp_sdk.sdk import AdapterError, Hyperparameters, RunContext
 ADAPTERS = {
     "torchvision": "vp_sdk.adapters.torchvision_adapter:TorchvisionAdapter",
     "timm": "vp_sdk.adapters.timm_adapter:TimmAdapter",
+    "ultralytics": "vp_sdk.adapters.ultralytics_adapter:UltralyticsAdapter",
+    "huggingface": "vp_sdk.adapters.huggingface_adapter:HuggingFaceAdapter",
     "custom": "vp_sdk.adapters.custom_adapter:CustomAdapter",
 }
 

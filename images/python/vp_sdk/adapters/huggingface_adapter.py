@@ -1,0 +1,128 @@
+"""huggingface adapter: image classification with transformers' Trainer.
+
+The model is a hub id ("google/vit-base-patch16-224") when pretrained
+weights are asked for, or a model type of transformers ("vit", "convnext",
+"resnet", "swin", "deit", "beit") to train from scratch with no download.
+The data is the torchvision adapter's ImageFolder loading.
+"""
+
+import os
+
+from vp_sdk.adapters.torchvision_adapter import TorchvisionAdapter, _torch
+from vp_sdk.sdk import AdapterError, WeightsUnavailable
+
+
+def _transformers():
+    try:
+        import transformers  # noqa: F401
+    except ImportError as e:
+        raise AdapterError(f"transformers is not installed in this image: {e}")
+    import transformers
+    return transformers
+
+
+class _Wrap:
+    """Turns (image, label) batches into the dicts transformers models take."""
+
+    def __init__(self, ds):
+        self.ds = ds
+
+    def __len__(self):
+        return len(self.ds)
+
+    def __getitem__(self, i):
+        x, y = self.ds[i]
+        return {"pixel_values": x, "labels": y}
+
+
+class HuggingFaceAdapter(TorchvisionAdapter):
+    framework = "huggingface"
+
+    def build_model(self, ctx, num_classes):
+        tf = _transformers()
+        hp = ctx.hyperparameters
+        labels = {i: c for i, c in enumerate(self._classes)}
+        if hp.pretrained:
+            try:
+                return tf.AutoModelForImageClassification.from_pretrained(
+                    ctx.model, num_labels=num_classes, id2label=labels, label2id={v: k for k, v in labels.items()},
+                    ignore_mismatched_sizes=True)
+            except Exception as e:
+                raise WeightsUnavailable(f"pretrained weights for {ctx.model} cannot be loaded: {e}")
+        try:
+            cfg = tf.AutoConfig.for_model(ctx.model, num_labels=num_classes, id2label=labels,
+                                          label2id={v: k for k, v in labels.items()})
+        except ValueError as e:
+            raise AdapterError(f"transformers has no model type {ctx.model!r} (from scratch, give a model type; "
+                               f"with pretrained: true, a hub id): {e}")
+        if hasattr(cfg, "image_size"):
+            cfg.image_size = hp.image_size
+        return tf.AutoModelForImageClassification.from_config(cfg)
+
+    def train(self, ctx, data):
+        torch, _ = _torch()
+        tf = _transformers()
+        hp = ctx.hyperparameters
+        model = self.build_model(ctx, len(data["classes"]))
+        resume = ctx.resume_checkpoint()
+        done = 0
+        if resume:
+            ck = torch.load(resume, map_location="cpu")
+            model.load_state_dict(ck["model"])
+            done = ck["epoch"]
+            print(f'{{"vp": "resume", "epoch": {done}, "step": {ck["step"]}}}', flush=True)
+        adapter, metrics = self, ctx.metrics
+
+        class Report(tf.TrainerCallback):
+            def on_epoch_end(self, args, state, control, model=None, **kw):
+                epoch = done + int(round(state.epoch or 0))
+                losses = [h["loss"] for h in state.log_history if "loss" in h]
+                val = adapter.evaluate(ctx, model, data)
+                metrics.log(epoch, done * 0 + state.global_step, loss=losses[-1] if losses else None,
+                            lr=(state.log_history[-1].get("learning_rate") if state.log_history else hp.learning_rate), **val)
+                tmp = ctx.last_checkpoint + ".tmp"
+                torch.save({"model": model.state_dict(), "epoch": epoch, "step": state.global_step}, tmp)
+                os.replace(tmp, ctx.last_checkpoint)
+                model.train()
+
+        remaining = hp.epochs - done
+        if remaining <= 0:
+            return model
+        args = tf.TrainingArguments(
+            output_dir=os.path.join(ctx.output_dir, "hf"), num_train_epochs=remaining,
+            per_device_train_batch_size=hp.batch_size, learning_rate=hp.learning_rate, seed=hp.seed,
+            logging_strategy="steps", logging_steps=1, save_strategy="no", report_to=[],
+            dataloader_num_workers=int(hp.extra.get("workers", 0)), remove_unused_columns=False,
+            use_cpu=not torch.cuda.is_available(),
+        )
+        trainer = tf.Trainer(model=model, args=args, train_dataset=_Wrap(data["train"].dataset),
+                             callbacks=[Report()])
+        trainer.train()
+        return model
+
+    def evaluate(self, ctx, model, data):
+        torch, _ = _torch()
+        dev = next(model.parameters()).device
+        model.eval()
+        correct, n, total = 0, 0, 0.0
+        with torch.no_grad():
+            for x, y in data["val"]:
+                x, y = x.to(dev), y.to(dev)
+                out = model(pixel_values=x, labels=y)
+                total += out.loss.item() * len(y)
+                correct += (out.logits.argmax(1) == y).sum().item()
+                n += len(y)
+        return {"accuracy": correct / max(n, 1), "val_loss": total / max(n, 1)}
+
+    def export(self, ctx, model):
+        model.save_pretrained(ctx.weights_dir, safe_serialization=True)
+
+    def run(self, ctx):
+        data = self.prepare_data(ctx)
+        self._classes = list(data["classes"])
+        model = self.train(ctx, data)
+        metrics = self.evaluate(ctx, model, data)
+        self.export(ctx, model)
+        ctx.write_metrics(metrics)
+        ctx.write_model_card(self.framework, {"classes": self._classes, "device": str(next(model.parameters()).device)})
+        return metrics
