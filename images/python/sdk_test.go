@@ -242,3 +242,36 @@ func TestInt_Ultralytics(t *testing.T) {
 		t.Errorf("ultralytics without data.yaml: exit %d, %q", res.code, res.stderr)
 	}
 }
+
+func TestCOCOToYOLO(t *testing.T) {
+	dir, out := t.TempDir(), t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "annotations"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "train"), 0o755)
+	os.WriteFile(filepath.Join(dir, "train", "a.jpg"), []byte("x"), 0o644)
+	os.WriteFile(filepath.Join(dir, "train", "b.jpg"), []byte("x"), 0o644)
+	os.WriteFile(filepath.Join(dir, "annotations", "instances_train.json"), []byte(`{
+ "images": [{"id": 1, "file_name": "a.jpg", "width": 200, "height": 100}, {"id": 2, "file_name": "b.jpg", "width": 10, "height": 10}],
+ "categories": [{"id": 7, "name": "dog"}, {"id": 3, "name": "cat"}],
+ "annotations": [{"image_id": 1, "category_id": 7, "bbox": [50, 25, 100, 50]}, {"image_id": 1, "category_id": 3, "bbox": [0, 0, 20, 10], "iscrowd": 1}]}`), 0o644)
+	wd, _ := os.Getwd()
+	cmd := exec.Command(python, "-c", "import sys; from vp_sdk.formats import coco_to_yolo; print(coco_to_yolo(sys.argv[1], sys.argv[2]))", dir, out)
+	cmd.Env = append(os.Environ(), "PYTHONPATH="+wd)
+	res, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("coco_to_yolo: %v\n%s", err, res)
+	}
+	label, _ := os.ReadFile(filepath.Join(out, "labels", "train", "a.txt"))
+	if string(label) != "1 0.500000 0.500000 0.500000 0.500000\n" {
+		t.Errorf("a.txt = %q (dog is class 1: categories are ordered by id; the crowd box is skipped)", label)
+	}
+	if b, err := os.ReadFile(filepath.Join(out, "labels", "train", "b.txt")); err != nil || len(b) != 0 {
+		t.Errorf("b.txt = %q, %v; want an empty label file", b, err)
+	}
+	data, _ := os.ReadFile(filepath.Join(out, "data.yaml"))
+	if !strings.Contains(string(data), "train: images/train\nval: images/train\nnames:\n  0: \"cat\"\n  1: \"dog\"") {
+		t.Errorf("data.yaml:\n%s", data)
+	}
+	if target, err := os.Readlink(filepath.Join(out, "images", "train", "a.jpg")); err != nil || target != filepath.Join(dir, "train", "a.jpg") {
+		t.Errorf("image link %q, %v", target, err)
+	}
+}

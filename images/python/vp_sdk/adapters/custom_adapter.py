@@ -16,7 +16,9 @@ at run time. The tree carries ``vp-custom.json``::
     }
 
 Template variables: epochs, batch_size, learning_rate, image_size, seed,
-pretrained, dataset_dir, output_dir, model, config, and every key of the
+pretrained, dataset_dir, output_dir, model, config, checkpoint (where the
+script keeps its checkpoint, which the agent uploads), resume (that
+checkpoint when a restarted run has one, else empty), and every key of the
 hyperparameters' ``extra``. The tree is found at ``extra.sourceDir`` or
 ``$VP_CUSTOM_SOURCE``.
 """
@@ -64,6 +66,9 @@ class CustomAdapter(Adapter):
             "epochs": str(hp.epochs), "batch_size": str(hp.batch_size), "learning_rate": str(hp.learning_rate),
             "image_size": str(hp.image_size), "seed": str(hp.seed), "pretrained": str(hp.pretrained).lower(),
             "dataset_dir": ctx.dataset_dir, "output_dir": ctx.output_dir, "model": ctx.model,
+            # the checkpoint a restarted run resumes from ("" for a fresh run);
+            # the model's script writes checkpoints to ${checkpoint}
+            "resume": ctx.resume_checkpoint() or "", "checkpoint": ctx.last_checkpoint,
         })
         config = ""
         if spec.get("template"):

@@ -1,7 +1,7 @@
 """ultralytics adapter: YOLO detection on a YOLO-format dataset.
 
 The dataset holds data.yaml (train/val image folders, class names) as
-ultralytics expects; a COCO dataset is not converted here. The model is a
+ultralytics expects, or is a COCO dataset, converted to that layout first. The model is a
 model config ("yolov8n.yaml": from scratch, no download) or weights
 ("yolov8n.pt", downloaded by ultralytics when pretrained is asked for).
 """
@@ -16,8 +16,14 @@ class UltralyticsAdapter(Adapter):
     framework = "ultralytics"
 
     def prepare_data(self, ctx):
+        if ctx.dataset_format == "coco":
+            from vp_sdk.formats import coco_to_yolo
+            try:
+                return coco_to_yolo(ctx.dataset_dir, os.path.join(ctx.output_dir, "yolo-dataset"))
+            except (ValueError, KeyError, OSError) as e:
+                raise AdapterError(f"converting the COCO dataset: {e}")
         if ctx.dataset_format != "yolo":
-            raise AdapterError(f"the ultralytics adapter takes yolo datasets (data.yaml), not {ctx.dataset_format}")
+            raise AdapterError(f"the ultralytics adapter takes yolo (data.yaml) or coco datasets, not {ctx.dataset_format}")
         data = os.path.join(ctx.dataset_dir, "data.yaml")
         if not os.path.exists(data):
             raise AdapterError(f"no data.yaml in {ctx.dataset_dir}")
