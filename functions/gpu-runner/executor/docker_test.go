@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/google/go-containerregistry/pkg/name"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/minio/minio-go/v7"
 	"github.com/rs/zerolog"
@@ -23,13 +24,16 @@ import (
 	"github.com/vision-platform/vp/events"
 	"github.com/vision-platform/vp/images/agent"
 	"github.com/vision-platform/vp/images/build"
+	"github.com/vision-platform/vp/images/publish"
 	"github.com/vision-platform/vp/images/spec"
 	"github.com/vision-platform/vp/internal/testsupport"
+	"github.com/vision-platform/vp/local/ociregistry"
 )
 
 // agentImage builds, with our assembler, an image holding a Debian python3
 // rootfs, the agent, the SDK and a small custom model's source tree, and
-// loads it into the Docker Engine.
+// pushes it to an embedded registry, from which the Docker Engine pulls it
+// when the executor runs it. It returns the reference by digest.
 func agentImage(t *testing.T) string {
 	t.Helper()
 	root := testsupport.ModuleRoot(t)
@@ -81,16 +85,23 @@ layers:
 	if err != nil {
 		t.Fatal(err)
 	}
-	tag := "vp-test/agent:" + r.Digest.Hex[:12]
-	tarFile := filepath.Join(dir, "image.tar")
-	if err := build.WriteOutput(build.Built{Name: "agent-test", Image: r.Image}, "tar:"+tarFile, tag); err != nil {
+	h, err := ociregistry.New(context.Background(), t.TempDir())
+	if err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("docker", "load", "-i", tarFile).CombinedOutput(); err != nil {
-		t.Fatalf("docker load: %v\n%s", err, out)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	ref, err := name.ParseReference(strings.TrimPrefix(srv.URL, "http://") + "/vp/agent-test:latest")
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Cleanup(func() { exec.Command("docker", "rmi", "-f", tag).Run() })
-	return tag
+	pub, _ := publish.New()
+	res, err := pub.Push(context.Background(), ref, r.Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { exec.Command("docker", "rmi", "-f", res.Reference).Run() })
+	return res.Reference
 }
 
 func TestInt_DockerExecutor(t *testing.T) {
