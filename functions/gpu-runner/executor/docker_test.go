@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	"github.com/google/go-containerregistry/pkg/name"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/minio/minio-go/v7"
 	"github.com/rs/zerolog"
 
