@@ -119,7 +119,7 @@ func (c *Cache) FileSHA256(path string) (string, error) {
 	}
 	defer f.Close()
 	s := sha256.New()
-	if _, err := io.Copy(s, f); err != nil {
+	if _, err := io.CopyBuffer(s, struct{ io.Reader }{f}, make([]byte, 1<<20)); err != nil {
 		return "", fmt.Errorf("hashing %s: %w", path, err)
 	}
 	h = hex.EncodeToString(s.Sum(nil))

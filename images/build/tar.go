@@ -59,6 +59,8 @@ func writeTar(w io.Writer, entries []Entry, epoch time.Time) error {
 	}
 	sort.Strings(paths)
 	tw := tar.NewWriter(w)
+	// Large reads: each read is a system call, and they are not cheap.
+	buf := make([]byte, 1<<20)
 	for _, p := range paths {
 		e := all[p]
 		h := &tar.Header{
@@ -102,7 +104,7 @@ func writeTar(w io.Writer, entries []Entry, epoch time.Time) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", e.From, err)
 		}
-		n, err := io.Copy(tw, rc)
+		n, err := io.CopyBuffer(tw, struct{ io.Reader }{rc}, buf)
 		rc.Close()
 		if err != nil {
 			return fmt.Errorf("writing %s: %w", p, err)
