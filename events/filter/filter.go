@@ -106,32 +106,11 @@ func compile(f Filter, path string, errs *Errors) Matcher {
 	case dialects > 1:
 		return bad("", "multiple dialects found, a filter can have only one dialect set")
 	case len(f.Exact) > 0:
-		k, v, ok := single(f.Exact)
-		if !ok {
-			return bad(".exact", "must have exactly one attribute")
-		}
-		if !attrNameRE.MatchString(k) {
-			return bad(".exact."+k, "attribute name must start with a letter and contain only lowercase letters and digits")
-		}
-		return exact{k, v}
+		return attrFilter(f.Exact, "exact", bad, func(k, v string) Matcher { return exact{k, v} })
 	case len(f.Prefix) > 0:
-		k, v, ok := single(f.Prefix)
-		if !ok {
-			return bad(".prefix", "must have exactly one attribute")
-		}
-		if !attrNameRE.MatchString(k) {
-			return bad(".prefix."+k, "attribute name must start with a letter and contain only lowercase letters and digits")
-		}
-		return prefix{k, v}
+		return attrFilter(f.Prefix, "prefix", bad, func(k, v string) Matcher { return prefix{k, v} })
 	case len(f.Suffix) > 0:
-		k, v, ok := single(f.Suffix)
-		if !ok {
-			return bad(".suffix", "must have exactly one attribute")
-		}
-		if !attrNameRE.MatchString(k) {
-			return bad(".suffix."+k, "attribute name must start with a letter and contain only lowercase letters and digits")
-		}
-		return suffix{k, v}
+		return attrFilter(f.Suffix, "suffix", bad, func(k, v string) Matcher { return suffix{k, v} })
 	case len(f.All) > 0:
 		m := make(all, len(f.All))
 		for i, g := range f.All {
@@ -166,6 +145,18 @@ func parseCESQL(expr string) (e cesql.Expression, err error) {
 		}
 	}()
 	return cesqlparser.Parse(expr)
+}
+
+// attrFilter compiles a one-attribute dialect (exact, prefix, suffix).
+func attrFilter(m map[string]string, dialect string, bad func(field, reason string) Matcher, mk func(k, v string) Matcher) Matcher {
+	k, v, ok := single(m)
+	if !ok {
+		return bad("."+dialect, "must have exactly one attribute")
+	}
+	if !attrNameRE.MatchString(k) {
+		return bad("."+dialect+"."+k, "attribute name must start with a letter and contain only lowercase letters and digits")
+	}
+	return mk(k, v)
 }
 
 func single(m map[string]string) (string, string, bool) {
