@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,6 +41,12 @@ func TestHelperBrokerProcess(t *testing.T) {
 	if err != nil {
 		fmt.Println("ERROR", err)
 		os.Exit(1)
+	}
+	if prof := os.Getenv("VP_HELPER_CPUPROFILE"); prof != "" {
+		// Profiling the broker process alone (make bench-broker with it set).
+		f, _ := os.Create(prof)
+		pprof.StartCPUProfile(f)
+		go func() { time.Sleep(4 * time.Second); pprof.StopCPUProfile(); f.Close() }()
 	}
 	fmt.Println("LISTENING", ln.Addr().String())
 	_ = b.Serve(context.Background(), ln)
