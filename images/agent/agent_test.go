@@ -7,17 +7,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/minio/minio-go/v7"
 	"github.com/rs/zerolog"
 
@@ -25,48 +21,9 @@ import (
 	"github.com/vision-platform/vp/internal/testsupport"
 )
 
-// sink records the events the agent sends.
-type sink struct {
-	*httptest.Server
-	mu  sync.Mutex
-	got []event.Event
-}
-
-func newSink(t *testing.T) *sink {
-	s := &sink{}
-	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		e, err := cehttp.NewEventFromHTTPRequest(r)
-		if err != nil {
-			w.WriteHeader(400)
-			return
-		}
-		if err := events.Validate(*e); err != nil {
-			t.Errorf("agent sent an invalid event: %v", err)
-		}
-		s.mu.Lock()
-		s.got = append(s.got, *e)
-		s.mu.Unlock()
-		w.WriteHeader(202)
-	}))
-	t.Cleanup(s.Close)
-	return s
-}
-
-func (s *sink) ofType(t events.Type) []event.Event {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []event.Event
-	for _, e := range s.got {
-		if e.Type() == string(t) {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
 type env struct {
 	m    *testsupport.MinIO
-	sink *sink
+	sink *testsupport.Sink
 	ref  events.DatasetRef
 }
 
@@ -87,7 +44,7 @@ func setup(t *testing.T) *env {
 	if _, err := m.Client.PutObject(context.Background(), "datasets", "cats/v1/"+ManifestName, bytes.NewReader(manifest), int64(len(manifest)), minio.PutObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	return &env{m: m, sink: newSink(t), ref: events.DatasetRef{Bucket: "datasets", Prefix: "cats/v1/", Digest: digest, Task: events.TaskClassification, Format: events.FormatImageFolder}}
+	return &env{m: m, sink: testsupport.NewSink(t, events.Validate), ref: events.DatasetRef{Bucket: "datasets", Prefix: "cats/v1/", Digest: digest, Task: events.TaskClassification, Format: events.FormatImageFolder}}
 }
 
 func (e *env) request(t *testing.T, runID, model string, epochs int) event.Event {
@@ -160,7 +117,7 @@ func TestInt_RunSucceeds(t *testing.T) {
 	if !strings.HasSuffix(fin.Log, "/logs/run.log") {
 		t.Errorf("log = %q", fin.Log)
 	}
-	finished := e.sink.ofType(events.RunFinished)
+	finished := e.sink.OfType(string(events.RunFinished))
 	if len(finished) != 1 {
 		t.Fatalf("run.finished sent %d times, want 1", len(finished))
 	}
@@ -169,7 +126,7 @@ func TestInt_RunSucceeds(t *testing.T) {
 	if got.Status != events.StatusSucceeded || got.RunID != "run-ok" || len(got.Artifacts) != len(fin.Artifacts) {
 		t.Errorf("run.finished = %+v", got)
 	}
-	progress := e.sink.ofType(events.RunProgress)
+	progress := e.sink.OfType(string(events.RunProgress))
 	if len(progress) < 1 || len(progress) > 2 {
 		t.Errorf("run.progress events = %d, want 1 or 2 (two epochs, at most one a second)", len(progress))
 	}
@@ -198,7 +155,7 @@ func TestInt_RunAdapterFails(t *testing.T) {
 	if fin.Status != events.StatusFailed || fin.Reason != "adapter exited with code 3" || !strings.Contains(fin.LogTail, "torchvision has no model 'nosuchnet'") {
 		t.Errorf("Run() = status %q reason %q tail %q", fin.Status, fin.Reason, fin.LogTail)
 	}
-	if n := len(e.sink.ofType(events.RunFinished)); n != 1 {
+	if n := len(e.sink.OfType(string(events.RunFinished))); n != 1 {
 		t.Errorf("run.finished sent %d times, want 1", n)
 	}
 }
@@ -224,7 +181,7 @@ func TestInt_RunCancelledThenResumed(t *testing.T) {
 	if fin.Status != events.StatusCancelled {
 		t.Fatalf("cancelled run = %+v", fin)
 	}
-	if n := len(e.sink.ofType(events.RunFinished)); n != 1 {
+	if n := len(e.sink.OfType(string(events.RunFinished))); n != 1 {
 		t.Errorf("run.finished sent %d times, want 1", n)
 	}
 	// Started again with the same run id, it resumes from the checkpoint.
@@ -265,7 +222,7 @@ func TestInt_RunStoreUnreachable(t *testing.T) {
 	if fin.Status != events.StatusFailed || !strings.Contains(fin.Reason, "unreachable after 2 attempts") {
 		t.Errorf("Run() with no store = status %q reason %q", fin.Status, fin.Reason)
 	}
-	if n := len(e.sink.ofType(events.RunFinished)); n != 1 {
+	if n := len(e.sink.OfType(string(events.RunFinished))); n != 1 {
 		t.Errorf("run.finished sent %d times, want 1", n)
 	}
 }

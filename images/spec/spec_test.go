@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/vision-platform/vp/internal/testsupport"
 )
 
 func write(t *testing.T, dir, name, body string) string {
@@ -75,14 +77,8 @@ func TestParseErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("Load() = nil error")
 			}
-			msg := err.Error()
-			rest := msg
-			for _, w := range c.want {
-				i := strings.Index(rest, w)
-				if i < 0 {
-					t.Fatalf("Load() error %q lacks %q (in order %q)", msg, w, c.want)
-				}
-				rest = rest[i+len(w):]
+			if missing := testsupport.InOrder(err.Error(), c.want...); missing != "" {
+				t.Fatalf("Load() error %q lacks %q (in order %q)", err, missing, c.want)
 			}
 		})
 	}

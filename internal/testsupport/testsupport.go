@@ -11,12 +11,17 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/cloudevents/sdk-go/v2/event"
+	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 )
@@ -186,4 +191,63 @@ func ModuleRoot(t testing.TB) string {
 	}
 	t.Fatalf("no go.mod above %s", dir)
 	return ""
+}
+
+// InOrder reports the first of parts that s lacks, each looked for after
+// the previous one; "" when s has them all in order.
+func InOrder(s string, parts ...string) string {
+	rest := s
+	for _, p := range parts {
+		i := strings.Index(rest, p)
+		if i < 0 {
+			return p
+		}
+		rest = rest[i+len(p):]
+	}
+	return ""
+}
+
+// Sink is an HTTP server that records the CloudEvents posted to it (binary
+// or structured mode) and answers 202; check, when set, vets each event.
+type Sink struct {
+	*httptest.Server
+	mu     sync.Mutex
+	events []event.Event
+}
+
+// NewSink starts a Sink until the test ends; check is called on every
+// event (a failed check fails the test).
+func NewSink(t testing.TB, check func(event.Event) error) *Sink {
+	s := &Sink{}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e, err := cehttp.NewEventFromHTTPRequest(r)
+		if err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		if check != nil {
+			if err := check(*e); err != nil {
+				t.Errorf("sink got a bad event: %v", err)
+			}
+		}
+		s.mu.Lock()
+		s.events = append(s.events, *e)
+		s.mu.Unlock()
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// OfType returns the events of one type received so far, in order.
+func (s *Sink) OfType(typ string) []event.Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []event.Event
+	for _, e := range s.events {
+		if e.Type() == typ {
+			out = append(out, e)
+		}
+	}
+	return out
 }

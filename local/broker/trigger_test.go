@@ -3,6 +3,8 @@ package broker
 import (
 	"strings"
 	"testing"
+
+	"github.com/vision-platform/vp/internal/testsupport"
 	"time"
 )
 
@@ -96,14 +98,8 @@ func TestParseTriggersErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("ParseTriggers() = nil, want an error")
 			}
-			msg := err.Error()
-			rest := msg
-			for _, w := range c.want {
-				i := strings.Index(rest, w)
-				if i < 0 {
-					t.Fatalf("ParseTriggers() error %q lacks %q (in order %q)", msg, w, c.want)
-				}
-				rest = rest[i+len(w):]
+			if missing := testsupport.InOrder(err.Error(), c.want...); missing != "" {
+				t.Fatalf("ParseTriggers() error %q lacks %q (in order %q)", err, missing, c.want)
 			}
 		})
 	}

@@ -3,8 +3,6 @@ package executor
 import (
 	"bytes"
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,8 +32,7 @@ func BenchmarkAgentOverhead(b *testing.B) {
 	manifest, digest, _ := agent.WriteManifest(data)
 	m.PutDir(b, data, "datasets", "cats/v1/")
 	m.Client.PutObject(context.Background(), "datasets", "cats/v1/manifest.json", bytes.NewReader(manifest), int64(len(manifest)), minio.PutObjectOptions{})
-	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(202) }))
-	defer sink.Close()
+	sink := testsupport.NewSink(b, nil)
 	pythonPath := "PYTHONPATH=" + filepath.Join(root, "images", "python")
 	hp := events.Hyperparameters{Epochs: 2, BatchSize: 8, LearningRate: 0.01, ImageSize: 32, Seed: 1}
 	p, err := NewProcess(context.Background(), buildAgent(b), b.TempDir(), NvidiaSMI, zerolog.Nop())

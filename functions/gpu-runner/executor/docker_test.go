@@ -5,18 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/minio/minio-go/v7"
 	"github.com/rs/zerolog"
@@ -118,25 +115,16 @@ func TestInt_DockerExecutor(t *testing.T) {
 	manifest, digest, _ := agent.WriteManifest(data)
 	m.PutDir(t, data, "datasets", "tiny/v1/")
 	m.Client.PutObject(context.Background(), "datasets", "tiny/v1/manifest.json", bytes.NewReader(manifest), int64(len(manifest)), minio.PutObjectOptions{})
-	var mu sync.Mutex
-	finished := map[string]events.RunFinishedData{}
-	var progress int
-	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if e, err := cehttp.NewEventFromHTTPRequest(r); err == nil {
-			mu.Lock()
-			switch events.Type(e.Type()) {
-			case events.RunFinished:
-				var f events.RunFinishedData
-				events.DecodeInto(*e, &f)
-				finished[f.RunID] = f
-			case events.RunProgress:
-				progress++
+	sink := testsupport.NewSink(t, events.Validate)
+	finishedOf := func(id string) (f events.RunFinishedData) {
+		for _, e := range sink.OfType(string(events.RunFinished)) {
+			var d events.RunFinishedData
+			if events.DecodeInto(e, &d) == nil && d.RunID == id {
+				f = d
 			}
-			mu.Unlock()
 		}
-		w.WriteHeader(202)
-	}))
-	defer sink.Close()
+		return f
+	}
 	d.Env = []string{"VP_S3_ENDPOINT=" + m.Endpoint, "VP_S3_ACCESS_KEY=" + testsupport.MinIOUser, "VP_S3_SECRET_KEY=" + testsupport.MinIOPassword, "K_SINK=" + sink.URL, "VP_GRACE=3s"}
 	mkRun := func(id string, epochs int, sleep string) Run {
 		ref := events.DatasetRef{Bucket: "datasets", Prefix: "tiny/v1/", Digest: digest, Task: "classification", Format: "imagefolder"}
@@ -166,9 +154,7 @@ func TestInt_DockerExecutor(t *testing.T) {
 	if err != nil || code != 0 {
 		t.Fatalf("container exited %d (%v)", code, err)
 	}
-	mu.Lock()
-	f := finished[id]
-	mu.Unlock()
+	f := finishedOf(id)
 	if f.Status != events.StatusSucceeded || f.Metrics["loss"] != 0.5 {
 		t.Errorf("run.finished = %+v", f)
 	}
@@ -200,9 +186,7 @@ func TestInt_DockerExecutor(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, _ = d.Wait(ctx, id2)
-	mu.Lock()
-	f = finished[id2]
-	mu.Unlock()
+	f = finishedOf(id2)
 	if code != 143 || f.Status != events.StatusCancelled {
 		t.Errorf("cancelled run: exit %d, run.finished %+v", code, f)
 	}

@@ -3,19 +3,13 @@ package executor
 import (
 	"bytes"
 	"context"
-	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/event"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/minio/minio-go/v7"
 	"github.com/rs/zerolog"
 
@@ -170,17 +164,7 @@ func TestInt_ProcessRunsRealTraining(t *testing.T) {
 	}
 	m.PutDir(t, data, "datasets", "cats/v1/")
 	m.Client.PutObject(context.Background(), "datasets", "cats/v1/manifest.json", bytes.NewReader(manifest), int64(len(manifest)), minio.PutObjectOptions{})
-	var mu sync.Mutex
-	var got []event.Event
-	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if e, err := cehttp.NewEventFromHTTPRequest(r); err == nil {
-			mu.Lock()
-			got = append(got, *e)
-			mu.Unlock()
-		}
-		w.WriteHeader(202)
-	}))
-	defer sink.Close()
+	sink := testsupport.NewSink(t, events.Validate)
 	ref := events.DatasetRef{Bucket: "datasets", Prefix: "cats/v1/", Digest: digest, Task: "classification", Format: "imagefolder"}
 	hp := events.Hyperparameters{Epochs: 1, BatchSize: 8, LearningRate: 0.01, ImageSize: 32}
 	mref := events.ModelRef{Framework: "torchvision", Name: "resnet18"}
@@ -206,15 +190,11 @@ func TestInt_ProcessRunsRealTraining(t *testing.T) {
 		log, _ := os.ReadFile(filepath.Join(p.WorkDir, "run-proc", "agent.log"))
 		t.Fatalf("agent exited %d (%v)\n%s", code, err, log)
 	}
-	mu.Lock()
-	defer mu.Unlock()
 	var finished []string
-	for _, e := range got {
-		if e.Type() == string(events.RunFinished) {
-			var d events.RunFinishedData
-			events.DecodeInto(e, &d)
-			finished = append(finished, fmt.Sprint(d.Status))
-		}
+	for _, e := range sink.OfType(string(events.RunFinished)) {
+		var d events.RunFinishedData
+		events.DecodeInto(e, &d)
+		finished = append(finished, d.Status)
 	}
 	if len(finished) != 1 || finished[0] != events.StatusSucceeded {
 		t.Errorf("run.finished statuses = %v, want one succeeded", finished)
