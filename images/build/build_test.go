@@ -219,6 +219,24 @@ func TestInt_BuildFrameworkImages(t *testing.T) {
 	}
 }
 
+// A wheel replaced in the wheelhouse by other bytes under the same name is
+// refused, whether its hash is checked before the build or beside it.
+func TestInt_WheelNotPinnedIsRefused(t *testing.T) {
+	f := newFixture(t)
+	house := filepath.Join(f.dir, "wheels")
+	// Same name and version, other content.
+	if _, _, err := wheel.Make(house, "timm", "0.9.0", map[string][]byte{"timm/__init__.py": []byte("evil = True\n")}, nil); err != nil {
+		t.Fatal(err)
+	}
+	b := f.builder(t, t.TempDir())
+	for i := 0; i < 2; i++ { // cold (hashed beside the build), then with the hash known
+		_, err := b.Build(context.Background(), "timm")
+		if err == nil || !strings.Contains(err.Error(), "timm") || !(strings.Contains(err.Error(), "does not pin") || strings.Contains(err.Error(), "no wheel with an allowed hash")) {
+			t.Errorf("build %d with a wheel the lock does not pin = %v", i+1, err)
+		}
+	}
+}
+
 func TestWriteTarRefusesDuplicates(t *testing.T) {
 	es := []Entry{{Path: "/a/b", Type: tar.TypeReg, Data: []byte("1"), From: "x"}, {Path: "/a/b", Type: tar.TypeReg, Data: []byte("2"), From: "y"}}
 	if err := writeTar(io.Discard, es, epoch0); err == nil || !strings.Contains(err.Error(), "duplicate path /a/b: from x and from y") {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -135,9 +136,8 @@ func (c *Cache) FileSHA256(path string) (string, error) {
 // and hashed again in one pass, straight to the layout's blob directory,
 // so memory stays flat whatever the layer's size.
 func (c *Cache) Layer(key string, produce func(w io.Writer) error) (l v1.Layer, hit bool, err error) {
-	key = Compressor + "|" + key
 	c.mu.Lock()
-	rec, ok := c.layers[key]
+	rec, ok := c.layers[Compressor+"|"+key]
 	c.mu.Unlock()
 	if ok {
 		if l, err := c.blobLayer(rec); err == nil {
@@ -145,13 +145,60 @@ func (c *Cache) Layer(key string, produce func(w io.Writer) error) (l v1.Layer, 
 		}
 		// the blob is gone: make it again
 	}
+	if rec, err = c.compress(produce); err != nil {
+		return nil, false, err
+	}
+	c.record(key, rec)
+	l, err = c.blobLayer(rec)
+	return l, false, err
+}
+
+// LayerKeyedAfter makes a layer whose key is learnt only once it is made:
+// its inputs are still being hashed (a wheel seen for the first time is
+// hashed against its lock beside the build, not before it). key is called
+// when the layer is written; its error (the input is not what was pinned)
+// discards the layer.
+func (c *Cache) LayerKeyedAfter(produce func(w io.Writer) error, key func() (string, error)) (v1.Layer, error) {
+	rec, err := c.compress(produce)
+	if err != nil {
+		return nil, err
+	}
+	k, err := key()
+	if err != nil {
+		c.mu.Lock()
+		used := false
+		for _, r := range c.layers {
+			used = used || r.Digest == rec.Digest
+		}
+		c.mu.Unlock()
+		if !used {
+			os.Remove(c.blobPath(rec.Digest))
+		}
+		return nil, err
+	}
+	c.record(k, rec)
+	return c.blobLayer(rec)
+}
+
+func (c *Cache) record(key string, rec layerRecord) {
+	c.mu.Lock()
+	c.layers[Compressor+"|"+key] = rec
+	c.mu.Unlock()
+}
+
+func (c *Cache) blobPath(digest string) string {
+	return filepath.Join(string(c.layout), "blobs", "sha256", strings.TrimPrefix(digest, "sha256:"))
+}
+
+// compress writes what produce writes as a compressed blob of the layout.
+func (c *Cache) compress(produce func(w io.Writer) error) (layerRecord, error) {
 	blobs := filepath.Join(string(c.layout), "blobs", "sha256")
 	if err := os.MkdirAll(blobs, 0o755); err != nil {
-		return nil, false, err
+		return layerRecord{}, err
 	}
 	tmp, err := os.CreateTemp(blobs, ".layer-*")
 	if err != nil {
-		return nil, false, err
+		return layerRecord{}, err
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
@@ -159,30 +206,38 @@ func (c *Cache) Layer(key string, produce func(w io.Writer) error) (l v1.Layer, 
 	counter := &countWriter{}
 	zw, err := pgzip.NewWriterLevel(io.MultiWriter(tmp, digest, counter), gzip.BestSpeed)
 	if err != nil {
-		return nil, false, err
+		return layerRecord{}, err
 	}
 	if err := zw.SetConcurrency(compressBlock, 2*runtime.GOMAXPROCS(0)); err != nil {
-		return nil, false, err
+		return layerRecord{}, err
 	}
 	diff := sha256.New()
 	if err := produce(io.MultiWriter(zw, diff)); err != nil {
-		return nil, false, err
+		return layerRecord{}, err
 	}
 	if err := zw.Close(); err != nil {
-		return nil, false, fmt.Errorf("compressing layer: %w", err)
+		return layerRecord{}, fmt.Errorf("compressing layer: %w", err)
 	}
 	if err := tmp.Close(); err != nil {
-		return nil, false, err
+		return layerRecord{}, err
 	}
-	rec = layerRecord{Digest: "sha256:" + hexSum(digest), DiffID: "sha256:" + hexSum(diff), Size: counter.n}
-	if err := os.Rename(tmp.Name(), filepath.Join(blobs, rec.Digest[len("sha256:"):])); err != nil {
-		return nil, false, err
+	rec := layerRecord{Digest: "sha256:" + hexSum(digest), DiffID: "sha256:" + hexSum(diff), Size: counter.n}
+	if err := os.Rename(tmp.Name(), c.blobPath(rec.Digest)); err != nil {
+		return layerRecord{}, err
+	}
+	return rec, nil
+}
+
+// HashKnown reports whether FileSHA256 has path's hash without reading it.
+func (c *Cache) HashKnown(path string) bool {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return false
 	}
 	c.mu.Lock()
-	c.layers[key] = rec
-	c.mu.Unlock()
-	l, err = c.blobLayer(rec)
-	return l, false, err
+	defer c.mu.Unlock()
+	_, ok := c.hashes[statKey(path, fi)]
+	return ok
 }
 
 func (c *Cache) blobLayer(rec layerRecord) (v1.Layer, error) {

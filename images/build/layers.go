@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -72,6 +73,11 @@ func (b *Builder) tarLayer(s *spec.Spec, name, platform, key string, entries fun
 // threshold in a layer of its own (keyed by the wheel's hash and the
 // install paths alone, so it is the same layer in every image), the rest
 // together in one.
+type hashResult struct {
+	sum string
+	err error
+}
+
 func (b *Builder) wheelLayers(ctx context.Context, s *spec.Spec, l spec.Layer, platform string) ([]namedLayer, error) {
 	w := l.Wheels
 	reqs, err := wheel.ParseLock(s.Resolve(w.Lock))
@@ -107,30 +113,67 @@ func (b *Builder) wheelLayers(ctx context.Context, s *spec.Spec, l spec.Layer, p
 		path string
 		sum  string
 		size int64
+		// hashed delivers the sum of a wheel seen for the first time, hashed
+		// beside the build instead of before it.
+		hashed <-chan hashResult
 	}
 	var big, small []found
 	for _, r := range reqs {
 		var p, sum string
-		var errs []error
-		for _, f := range fetchers {
-			if p, sum, err = f.Fetch(ctx, r); err == nil {
-				break
+		var hashed chan hashResult
+		if w.Wheelhouse != "" {
+			house := &wheel.Wheelhouse{Dir: s.Resolve(w.Wheelhouse), Hash: b.cache.FileSHA256}
+			if cands, err := house.Candidates(r); err == nil && len(cands) == 1 && !b.cache.HashKnown(cands[0]) {
+				p = cands[0]
+				hashed = make(chan hashResult, 1)
+				go func(path string, ch chan<- hashResult) {
+					sum, err := b.cache.FileSHA256(path)
+					ch <- hashResult{sum, err}
+				}(p, hashed)
 			}
-			errs = append(errs, err)
 		}
 		if p == "" {
-			return nil, fmt.Errorf("%s:%d: %w", s.Resolve(w.Lock), r.Line, errors.Join(errs...))
+			var errs []error
+			for _, f := range fetchers {
+				if p, sum, err = f.Fetch(ctx, r); err == nil {
+					break
+				}
+				errs = append(errs, err)
+			}
+			if p == "" {
+				return nil, fmt.Errorf("%s:%d: %w", s.Resolve(w.Lock), r.Line, errors.Join(errs...))
+			}
 		}
 		fi, err := os.Stat(p)
 		if err != nil {
 			return nil, err
 		}
-		f := found{r, p, sum, fi.Size()}
+		f := found{req: r, path: p, sum: sum, size: fi.Size(), hashed: hashed}
 		if fi.Size() > threshold {
 			big = append(big, f)
 		} else {
 			small = append(small, f)
 		}
+	}
+	// sums waits for the hashes still being computed and checks them
+	// against the lock.
+	sums := func(fs []found) ([]string, error) {
+		out := make([]string, len(fs))
+		for i := range fs {
+			if fs[i].hashed != nil {
+				h := <-fs[i].hashed
+				if h.err != nil {
+					return nil, h.err
+				}
+				if !fs[i].req.Allows(h.sum) {
+					return nil, fmt.Errorf("%s:%d: %s has sha256 %s, which the lock does not pin for %s==%s",
+						s.Resolve(w.Lock), fs[i].req.Line, filepath.Base(fs[i].path), h.sum, fs[i].req.Name, fs[i].req.Version)
+				}
+				fs[i].sum, fs[i].hashed = h.sum, nil
+			}
+			out[i] = fs[i].sum
+		}
+		return out, nil
 	}
 	installKey := []string{"wheels", wheel.InstallerName, opts.SitePackages, opts.Scripts, opts.Prefix, opts.Interpreter}
 	install := func(fs []found) func() ([]Entry, error) {
@@ -153,25 +196,56 @@ func (b *Builder) wheelLayers(ctx context.Context, s *spec.Spec, l spec.Layer, p
 		}
 	}
 	var out []namedLayer
+	layer := func(name string, fs []found, key func([]string) string) error {
+		pending := false
+		for _, f := range fs {
+			pending = pending || f.hashed != nil
+		}
+		if !pending {
+			ss, _ := sums(fs)
+			nl, err := b.tarLayer(s, name, platform, key(ss), install(fs))
+			out = append(out, nl)
+			return err
+		}
+		b.progress(Event{Spec: s.Name, Layer: name, Platform: platform, Phase: "building"})
+		l, err := b.cache.LayerKeyedAfter(func(wr io.Writer) error {
+			es, err := install(fs)()
+			if err != nil {
+				return err
+			}
+			return writeTar(&progressWriter{w: wr, report: func(n int64) {
+				b.progress(Event{Spec: s.Name, Layer: name, Platform: platform, Phase: "progress", Size: n})
+			}}, es, b.epoch)
+		}, func() (string, error) {
+			ss, err := sums(fs)
+			if err != nil {
+				return "", err
+			}
+			return Key(key(ss), b.epoch.String()), nil
+		})
+		if err != nil {
+			return err
+		}
+		b.report(s, name, platform, l, false)
+		out = append(out, namedLayer{name: name, layer: l})
+		return nil
+	}
 	sort.Slice(big, func(i, j int) bool { return wheel.Normalize(big[i].req.Name) < wheel.Normalize(big[j].req.Name) })
 	for _, f := range big {
-		nl, err := b.tarLayer(s, l.Name+"/"+wheel.Normalize(f.req.Name), platform, Key(append(installKey, f.sum)...), install([]found{f}))
+		err := layer(l.Name+"/"+wheel.Normalize(f.req.Name), []found{f}, func(ss []string) string { return Key(append(installKey, ss[0])...) })
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, nl)
 	}
 	if len(small) > 0 {
-		sums := make([]string, len(small))
-		for i, f := range small {
-			sums[i] = f.sum
-		}
-		sort.Strings(sums)
-		nl, err := b.tarLayer(s, l.Name, platform, Key(append(installKey, strings.Join(sums, ","))...), install(small))
+		err := layer(l.Name, small, func(ss []string) string {
+			ss = append([]string(nil), ss...)
+			sort.Strings(ss)
+			return Key(append(installKey, strings.Join(ss, ","))...)
+		})
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, nl)
 	}
 	return out, nil
 }

@@ -65,13 +65,33 @@ func (w *Wheelhouse) Fetch(_ context.Context, r Requirement) (string, string, er
 	return "", "", fmt.Errorf("%s==%s: %w: no %s*.whl in %s", r.Name, r.Version, ErrNotFound, prefix, w.Dir)
 }
 
-func allowed(r Requirement, sum string) bool {
+func allowed(r Requirement, sum string) bool { return r.Allows(sum) }
+
+// Allows reports whether the lock pins a wheel with this hex sha256.
+func (r Requirement) Allows(sum string) bool {
 	for _, h := range r.Hashes {
 		if h == sum {
 			return true
 		}
 	}
 	return false
+}
+
+// Candidates lists the wheel files of the requirement's name and version
+// in the wheelhouse, unverified.
+func (w *Wheelhouse) Candidates(r Requirement) ([]string, error) {
+	prefix := wheelPrefix(r.Name, r.Version)
+	ents, err := os.ReadDir(w.Dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		if n := e.Name(); strings.HasSuffix(n, ".whl") && strings.HasPrefix(strings.ToLower(n), prefix) {
+			out = append(out, filepath.Join(w.Dir, n))
+		}
+	}
+	return out, nil
 }
 
 // wheelPrefix is the start of the file names of a name and version's
