@@ -314,3 +314,55 @@ func runBinary(t *testing.T, img v1.Image, p string) string {
 }
 
 var epoch0 = time.Unix(0, 0)
+
+// A spec with two platforms builds an index whose images carry the Go
+// binary built for each.
+func TestInt_MultiPlatformIndex(t *testing.T) {
+	dir := t.TempDir()
+	wd, _ := os.Getwd()
+	os.WriteFile(filepath.Join(dir, "multi.yaml"), []byte(fmt.Sprintf(`name: multi
+base: {scratch: true}
+platforms: [linux/amd64, linux/arm64]
+layers:
+  - name: hello
+    go: {package: ./testdata/hello, dest: /hello, dir: %s}
+`, wd)), 0o644)
+	s, err := spec.Load(filepath.Join(dir, "multi.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := OpenCache(t.TempDir())
+	b, _ := New(c, map[string]*spec.Spec{"multi": s})
+	r, err := b.Build(context.Background(), "multi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Index == nil {
+		t.Fatal("two platforms gave no index")
+	}
+	if err := validate.Index(r.Index); err != nil {
+		t.Fatalf("validate.Index = %v", err)
+	}
+	m, _ := r.Index.IndexManifest()
+	if len(m.Manifests) != 2 {
+		t.Fatalf("index has %d manifests", len(m.Manifests))
+	}
+	var layers []string
+	for _, d := range m.Manifests {
+		img, _ := r.Index.Image(d.Digest)
+		cf, _ := img.ConfigFile()
+		if cf.OS+"/"+cf.Architecture != d.Platform.OS+"/"+d.Platform.Architecture {
+			t.Errorf("manifest for %v holds a %s/%s config", d.Platform, cf.OS, cf.Architecture)
+		}
+		ls, _ := img.Layers()
+		dg, _ := ls[0].Digest()
+		layers = append(layers, dg.String())
+	}
+	if layers[0] == layers[1] {
+		t.Error("amd64 and arm64 images share the Go binary layer")
+	}
+	built, err := c.Lookup("multi")
+	if err != nil || built.Index == nil {
+		t.Errorf("Lookup(multi) = %+v, %v", built, err)
+	}
+}
