@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -23,17 +21,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
+	"github.com/vision-platform/vp/internal/testsupport"
 	"github.com/vision-platform/vp/local/ociregistry"
 )
-
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // dockerRegistry runs Debian's docker-registry (CNCF distribution) as a
 // process of its own.
@@ -43,7 +33,7 @@ func dockerRegistry(t *testing.T) string {
 		t.Fatalf("Debian's docker-registry is not installed (%v): run make deps", err)
 	}
 	dir := t.TempDir()
-	addr := freeAddr(t)
+	addr := testsupport.FreeAddr(t)
 	cfg := filepath.Join(dir, "config.yml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf("version: 0.1\nlog: {level: error}\nstorage:\n  filesystem: {rootdirectory: %s}\n  delete: {enabled: true}\nhttp:\n  addr: %s\n", filepath.Join(dir, "data"), addr)), 0o644)
 	cmd := exec.Command(bin, "serve", cfg)
@@ -51,18 +41,8 @@ func dockerRegistry(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("docker-registry did not start: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testsupport.WaitHTTP(t, "http://"+addr+"/v2/", 15*time.Second)
+	return addr
 }
 
 func registries(t *testing.T) map[string]func(t *testing.T) string {

@@ -39,7 +39,8 @@ type MinIO struct {
 	Dir      string
 }
 
-func freePort(t testing.TB) string {
+// FreeAddr is a loopback host:port nothing listens on now.
+func FreeAddr(t testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -66,27 +67,14 @@ func MinIOBinary(t testing.TB) string {
 func StartMinIO(t testing.TB, env ...string) *MinIO {
 	t.Helper()
 	dir := t.TempDir()
-	addr, console := freePort(t), freePort(t)
+	addr, console := FreeAddr(t), FreeAddr(t)
 	cmd := exec.Command(MinIOBinary(t), "server", dir, "--address", addr, "--console-address", console, "--quiet")
 	cmd.Env = append(append(os.Environ(), "MINIO_ROOT_USER="+MinIOUser, "MINIO_ROOT_PASSWORD="+MinIOPassword, "MINIO_BROWSER=off"), env...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/minio/health/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("MinIO did not become ready: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	WaitHTTP(t, "http://"+addr+"/minio/health/ready", 30*time.Second)
 	c, err := minio.New(addr, &minio.Options{Creds: credentials.NewStaticV4(MinIOUser, MinIOPassword, "")})
 	if err != nil {
 		t.Fatal(err)
@@ -250,4 +238,25 @@ func (s *Sink) OfType(typ string) []event.Event {
 		}
 	}
 	return out
+}
+
+// WaitHTTP polls url until it answers 200 or timeout passes, then fails
+// the test.
+func WaitHTTP(t testing.TB, url string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+			err = fmt.Errorf("status %s", resp.Status)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not answer 200 within %s: %v", url, timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/vision-platform/vp/events"
 	"github.com/vision-platform/vp/events/emit"
+
+	"github.com/vision-platform/vp/internal/testsupport"
 )
 
 type syncBuffer struct {
@@ -34,35 +35,17 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // TestInt_Up runs the local platform and sends it a platform event: the
 // event display shows it, and an invalid payload is refused at the door.
 func TestInt_Up(t *testing.T) {
 	var logs syncBuffer
 	log := zerolog.New(&logs)
-	c := Config{DataDir: t.TempDir(), BrokerAddr: freeAddr(t), DisplayAddr: freeAddr(t), RegistryAddr: freeAddr(t)}
+	c := Config{DataDir: t.TempDir(), BrokerAddr: testsupport.FreeAddr(t), DisplayAddr: testsupport.FreeAddr(t), RegistryAddr: testsupport.FreeAddr(t)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, c, log) }()
+	testsupport.WaitHTTP(t, "http://"+c.BrokerAddr+"/readyz", 20*time.Second)
 	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + c.BrokerAddr + "/readyz")
-		if err == nil && resp.StatusCode == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("platform not ready; logs:\n%s", logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	if resp, err := http.Get("http://" + c.RegistryAddr + "/v2/"); err != nil || resp.StatusCode != 200 {
 		t.Errorf("registry /v2/: %v", err)
 	}

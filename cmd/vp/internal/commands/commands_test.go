@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,16 +14,9 @@ import (
 	"time"
 
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
-)
 
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+	"github.com/vision-platform/vp/internal/testsupport"
+)
 
 func run(ctx context.Context, stdin string, args ...string) (string, error) {
 	cmd := New()
@@ -54,7 +46,7 @@ func TestInt_BrokerAndEmit(t *testing.T) {
 	dir := t.TempDir()
 	triggers := filepath.Join(dir, "triggers.yaml")
 	os.WriteFile(triggers, []byte(fmt.Sprintf("apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata: {name: all}\nspec:\n  subscriber: {uri: %s}\n", sub.URL)), 0o644)
-	addr := freeAddr(t)
+	addr := testsupport.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -62,17 +54,8 @@ func TestInt_BrokerAndEmit(t *testing.T) {
 		done <- err
 	}()
 	url := "http://" + addr + "/default/default"
+	testsupport.WaitHTTP(t, "http://"+addr+"/readyz", 15*time.Second)
 	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/readyz")
-		if err == nil && resp.StatusCode == 200 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("broker not ready")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	if out, err := run(context.Background(), `{"hello":"stdin"}`, "emit", "--broker", url, "--type", "com.example.hello", "--ext", "team=vision", "--data-file", "-"); err != nil {
 		t.Fatalf("vp emit: %v\n%s", err, out)
 	}
@@ -108,11 +91,11 @@ func TestBrokerFlagsErrors(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata: {name: x}\nspec:\n  subscriber: {uri: http://x/}\n  nope: 1\n"), 0o644)
-	out, err := run(context.Background(), "", "broker", "--data", dir, "--triggers", bad, "--addr", freeAddr(t))
+	out, err := run(context.Background(), "", "broker", "--data", dir, "--triggers", bad, "--addr", testsupport.FreeAddr(t))
 	if err == nil || !strings.Contains(out, bad+":6:") || !strings.Contains(out, "nope") {
 		t.Errorf("vp broker with a bad trigger file: err %v, output %q; want file:line and the field", err, out)
 	}
-	out, err = run(context.Background(), "", "broker", "--addr", freeAddr(t))
+	out, err = run(context.Background(), "", "broker", "--addr", testsupport.FreeAddr(t))
 	if err == nil || !strings.Contains(out, "--data") {
 		t.Errorf("vp broker without storage: err %v, output %q", err, out)
 	}

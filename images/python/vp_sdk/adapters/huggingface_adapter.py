@@ -116,13 +116,3 @@ class HuggingFaceAdapter(TorchvisionAdapter):
 
     def export(self, ctx, model):
         model.save_pretrained(ctx.weights_dir, safe_serialization=True)
-
-    def run(self, ctx):
-        data = self.prepare_data(ctx)
-        self._classes = list(data["classes"])
-        model = self.train(ctx, data)
-        metrics = self.evaluate(ctx, model, data)
-        self.export(ctx, model)
-        ctx.write_metrics(metrics)
-        ctx.write_model_card(self.framework, {"classes": self._classes, "device": str(next(model.parameters()).device)})
-        return metrics

@@ -171,5 +171,5 @@ class TorchvisionAdapter(Adapter):
         metrics = self.evaluate(ctx, model, data)
         self.export(ctx, model)
         ctx.write_metrics(metrics)
-        ctx.write_model_card(self.framework, {"classes": self._classes, "device": str(self.device())})
+        ctx.write_model_card(self.framework, {"classes": self._classes, "device": str(next(model.parameters()).device)})
         return metrics
