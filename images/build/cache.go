@@ -202,26 +202,38 @@ func (c *Cache) compress(produce func(w io.Writer) error) (layerRecord, error) {
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
-	digest := sha256.New()
+	// Both hashes run beside the writes they follow rather than after
+	// them: on a machine of few cores sha256 is as dear as compression.
+	digest := newHashBeside(sha256.New())
+	defer digest.stop()
 	counter := &countWriter{}
-	zw, err := pgzip.NewWriterLevel(io.MultiWriter(tmp, digest, counter), gzip.BestSpeed)
+	zw, err := pgzip.NewWriterLevel(digest.tee(io.MultiWriter(tmp, counter)), gzip.BestSpeed)
 	if err != nil {
 		return layerRecord{}, err
 	}
+	// The compressor's goroutines write to digest: they end before it does.
+	zwClosed := false
+	defer func() {
+		if !zwClosed {
+			zw.Close()
+		}
+	}()
 	if err := zw.SetConcurrency(compressBlock, 2*runtime.GOMAXPROCS(0)); err != nil {
 		return layerRecord{}, err
 	}
-	diff := sha256.New()
-	if err := produce(io.MultiWriter(zw, diff)); err != nil {
+	diff := newHashBeside(sha256.New())
+	defer diff.stop()
+	if err := produce(diff.tee(zw)); err != nil {
 		return layerRecord{}, err
 	}
+	zwClosed = true
 	if err := zw.Close(); err != nil {
 		return layerRecord{}, fmt.Errorf("compressing layer: %w", err)
 	}
 	if err := tmp.Close(); err != nil {
 		return layerRecord{}, err
 	}
-	rec := layerRecord{Digest: "sha256:" + hexSum(digest), DiffID: "sha256:" + hexSum(diff), Size: counter.n}
+	rec := layerRecord{Digest: "sha256:" + digest.sum(), DiffID: "sha256:" + diff.sum(), Size: counter.n}
 	if err := os.Rename(tmp.Name(), c.blobPath(rec.Digest)); err != nil {
 		return layerRecord{}, err
 	}
@@ -293,6 +305,53 @@ type readCloser struct {
 }
 
 func (r *readCloser) Close() error { return r.close() }
+
+// hashBeside hashes what is written through tee on a goroutine of its own,
+// while the same bytes are written on: each Write returns once both are
+// done, so the caller may reuse its buffer. Small writes are hashed in
+// line, where a hand-over would cost more than it saves.
+type hashBeside struct {
+	h    hash.Hash
+	work chan []byte
+	done chan struct{}
+}
+
+const hashBesideOver = 64 << 10
+
+func newHashBeside(h hash.Hash) *hashBeside {
+	hb := &hashBeside{h: h, work: make(chan []byte), done: make(chan struct{})}
+	go func() {
+		for p := range hb.work {
+			hb.h.Write(p)
+			hb.done <- struct{}{}
+		}
+	}()
+	return hb
+}
+
+func (hb *hashBeside) tee(w io.Writer) io.Writer { return &teeBeside{hb: hb, w: w} }
+
+// sum is the hash of everything written; call it once the writes are over.
+func (hb *hashBeside) sum() string { return hexSum(hb.h) }
+
+// stop ends the goroutine, once nothing writes through tee any more.
+func (hb *hashBeside) stop() { close(hb.work) }
+
+type teeBeside struct {
+	hb *hashBeside
+	w  io.Writer
+}
+
+func (t *teeBeside) Write(p []byte) (int, error) {
+	if len(p) < hashBesideOver {
+		t.hb.h.Write(p)
+		return t.w.Write(p)
+	}
+	t.hb.work <- p
+	n, err := t.w.Write(p)
+	<-t.hb.done
+	return n, err
+}
 
 type countWriter struct{ n int64 }
 

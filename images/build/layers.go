@@ -107,7 +107,7 @@ func (b *Builder) wheelLayers(ctx context.Context, s *spec.Spec, l spec.Layer, p
 	if w.Index != "" {
 		fetchers = append(fetchers, &wheel.Index{URL: w.Index, Dir: b.wheelDir})
 	}
-	opts := wheel.Options{SitePackages: w.SitePackages, Scripts: w.Scripts, Prefix: w.Prefix, Interpreter: w.Interpreter}
+	opts := wheel.Options{SitePackages: w.SitePackages, Scripts: w.Scripts, Prefix: w.Prefix, Interpreter: w.Interpreter, VerifyRecord: w.VerifyRecord}
 	type found struct {
 		req  wheel.Requirement
 		path string
@@ -176,6 +176,11 @@ func (b *Builder) wheelLayers(ctx context.Context, s *spec.Spec, l spec.Layer, p
 		return out, nil
 	}
 	installKey := []string{"wheels", wheel.InstallerName, opts.SitePackages, opts.Scripts, opts.Prefix, opts.Interpreter}
+	if opts.VerifyRecord {
+		// The same bytes, but a layer made without the check must not
+		// stand in for one that asked for it.
+		installKey = append(installKey, "verify-record")
+	}
 	install := func(fs []found) func() ([]Entry, error) {
 		return func() ([]Entry, error) {
 			var out []Entry

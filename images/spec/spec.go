@@ -113,6 +113,11 @@ type WheelSource struct {
 	// a layer of its own, so the same wheel is the same layer in every
 	// image. Default 32Mi.
 	OwnLayerOver string `yaml:"ownLayerOver,omitempty"`
+	// VerifyRecord checks every installed file against the sha256 the
+	// wheel's RECORD gives it. Off by default: the lock's sha256 already
+	// pins every byte of the wheel, and the check is one more sha256 pass
+	// over it. Sizes are always checked.
+	VerifyRecord bool `yaml:"verifyRecord,omitempty"`
 }
 
 var (

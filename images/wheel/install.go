@@ -25,6 +25,13 @@ type Options struct {
 	Scripts      string // console scripts and .data/scripts
 	Prefix       string // .data/data goes to Prefix, .data/headers to Prefix/include/<name>
 	Interpreter  string // the #! of scripts; default /usr/bin/python3
+	// VerifyRecord checks every member against its sha256 in RECORD as it
+	// is read (PEP 427's installer rule). Without it only the sizes are
+	// checked: a wheel pinned by its own sha256 in a lock file has every
+	// byte authenticated already, RECORD included, and the second hash is
+	// a sha256 pass over the whole wheel (pip makes neither check of
+	// RECORD's hashes). Scripts and entry points are always checked.
+	VerifyRecord bool
 }
 
 // File is one installed file, absolute in the image.
@@ -175,8 +182,14 @@ func Install(file string, o Options) (*Installed, error) {
 			installed = append(installed, placed{dest, record{recordHash(b), int64(len(b))}})
 			continue
 		}
-		inst.Files = append(inst.Files, File{Path: dest, Mode: mode, Size: int64(zf.UncompressedSize64),
-			Open: func() (io.ReadCloser, error) { return verifying(zf, want) }})
+		if want.size != 0 && uint64(want.size) != zf.UncompressedSize64 {
+			return fail("%s is %d bytes; RECORD says %d", n, zf.UncompressedSize64, want.size)
+		}
+		open := func() (io.ReadCloser, error) { return sizeChecking(zf) }
+		if o.VerifyRecord {
+			open = func() (io.ReadCloser, error) { return verifying(zf, want) }
+		}
+		inst.Files = append(inst.Files, File{Path: dest, Mode: mode, Size: int64(zf.UncompressedSize64), Open: open})
 		installed = append(installed, placed{dest, want})
 	}
 	for n := range rec {
@@ -304,6 +317,33 @@ func verifying(f *zip.File, want record) (io.ReadCloser, error) {
 	}
 	return &verifier{rc: rc, h: sha256.New(), want: want, name: f.Name}, nil
 }
+
+// sizeChecking opens a wheel member that fails at EOF unless it has the
+// size its zip header gives (the zip reader checks its CRC-32 too).
+func sizeChecking(f *zip.File) (io.ReadCloser, error) {
+	rc, err := f.Open()
+	if err != nil {
+		return nil, err
+	}
+	return &sizeChecker{rc: rc, want: int64(f.UncompressedSize64), name: f.Name}, nil
+}
+
+type sizeChecker struct {
+	rc      io.ReadCloser
+	n, want int64
+	name    string
+}
+
+func (s *sizeChecker) Read(p []byte) (int, error) {
+	n, err := s.rc.Read(p)
+	s.n += int64(n)
+	if err == io.EOF && s.n != s.want {
+		return n, fmt.Errorf("%s: %d bytes, the zip header says %d", s.name, s.n, s.want)
+	}
+	return n, err
+}
+
+func (s *sizeChecker) Close() error { return s.rc.Close() }
 
 type verifier struct {
 	rc   io.ReadCloser

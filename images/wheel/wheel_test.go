@@ -103,12 +103,15 @@ func TestInstallRefuses(t *testing.T) {
 		desc   string
 		files  map[string][]byte
 		tamper map[string][]byte
+		verify bool // Options.VerifyRecord
 		onRead bool
 		want   string
 	}{
 		{desc: "escaping path", files: map[string][]byte{"../evil.py": []byte("x")}, want: "escapes its root"},
 		{desc: "file not in RECORD", files: map[string][]byte{"a.py": []byte("x")}, tamper: map[string][]byte{"b.py": []byte("y")}, want: "b.py is not in RECORD"},
-		{desc: "content not matching RECORD", files: map[string][]byte{"a.py": []byte("x")}, tamper: map[string][]byte{"a.py": []byte("tampered")}, onRead: true, want: "does not match RECORD"},
+		{desc: "size not matching RECORD", files: map[string][]byte{"a.py": []byte("x")}, tamper: map[string][]byte{"a.py": []byte("tampered")}, want: "a.py is 8 bytes; RECORD says 1"},
+		{desc: "content not matching RECORD", files: map[string][]byte{"a.py": []byte("x")}, tamper: map[string][]byte{"a.py": []byte("y")}, verify: true, onRead: true, want: "does not match RECORD"},
+		{desc: "size not matching RECORD, verifying", files: map[string][]byte{"a.py": []byte("x")}, tamper: map[string][]byte{"a.py": []byte("tampered")}, verify: true, want: "a.py is 8 bytes; RECORD says 1"},
 		{desc: "unknown scheme", files: map[string][]byte{"w-1.0.data/weird/a": []byte("x")}, want: "unknown .data scheme"},
 	}
 	for i, c := range cases {
@@ -119,7 +122,9 @@ func TestInstallRefuses(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			inst, err := Install(p, opts)
+			o := opts
+			o.VerifyRecord = c.verify
+			inst, err := Install(p, o)
 			if !c.onRead {
 				if err == nil || !strings.Contains(err.Error(), c.want) {
 					t.Fatalf("Install() = %v, want an error containing %q", err, c.want)
