@@ -12,7 +12,7 @@ BIN       := bin
 STATICCHECK_VERSION := v0.8.2
 CONFORMANCE_VERSION := v0.0.0-20260831232431-97274622c111
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
-APT_PACKAGES := docker-registry debootstrap python3-torch python3-torchvision python3-pil python3-numpy
+APT_PACKAGES := docker-registry debootstrap python3-torch python3-torchvision python3-pil python3-numpy python3-pip
 
 export PATH := $(TOOLS_BIN):$(PATH)
 
@@ -41,7 +41,8 @@ $(ROOTFS):
 rootfs: $(ROOTFS) ## Build the Debian python3 root filesystem (debootstrap, about a minute)
 
 # Debian packages the tests run for real: the CNCF registry as a process, and
-# PyTorch for real CPU trainings (for /usr/bin/python3).
+# PyTorch for real CPU trainings (for /usr/bin/python3), and pip, whose resolver
+# vp images lock runs.
 .PHONY: apt-deps
 apt-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -92,6 +93,10 @@ bench-broker: ## Broker throughput (1 and 8 triggers) and latency at 1,000 event
 .PHONY: bench-images
 bench-images: deps ## Image builds: 1 GiB wheel cold/warm, sharing ratio, beside sha256+gzip and docker build
 	$(GO) test ./images/build -run '^$$' -bench BenchmarkImages -benchtime 1x -timeout 30m -v
+
+.PHONY: locks
+locks: ## Resolve the framework lock files with pip (INDEX=URL and/or FIND_LINKS=DIR; needs a reachable index or wheelhouse)
+	$(GO) run ./cmd/vp images lock $(if $(INDEX),--index $(INDEX)) $(if $(FIND_LINKS),--find-links $(FIND_LINKS))
 
 .PHONY: generate
 generate: ## Regenerate events/schemas from the payload structs

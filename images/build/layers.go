@@ -82,7 +82,7 @@ func (b *Builder) wheelLayers(ctx context.Context, s *spec.Spec, l spec.Layer, p
 	w := l.Wheels
 	reqs, err := wheel.ParseLock(s.Resolve(w.Lock))
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("lock file %s is missing: generate it with pip-compile --generate-hashes where a Python index is reachable (images/frameworks/README.md)", w.Lock)
+		return nil, fmt.Errorf("lock file %s is missing: generate it with vp images lock %s where a Python index or a wheelhouse is at hand (images/frameworks/README.md)", w.Lock, s.Name)
 	}
 	if err != nil {
 		return nil, err

@@ -97,6 +97,9 @@ type WheelSource struct {
 	// Lock is a pip-style requirements file pinning name==version with
 	// --hash=sha256:... for every wheel.
 	Lock string `yaml:"lock"`
+	// Requirements is the file the lock is resolved from (vp images
+	// lock): what the image asks for, where Lock is what it gets.
+	Requirements string `yaml:"requirements,omitempty"`
 	// Wheelhouse is a directory of wheel files.
 	Wheelhouse string `yaml:"wheelhouse,omitempty"`
 	// Index is a PEP 691 simple index URL.

@@ -56,6 +56,9 @@ func startHelper(t testing.TB, dir, triggers string) (*exec.Cmd, string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperBrokerProcess$")
 	cmd.Env = append(os.Environ(), "VP_HELPER_DATA="+dir, "VP_HELPER_TRIGGERS="+triggers)
+	if p := os.Getenv("VP_HELPER_GOMAXPROCS"); p != "" {
+		cmd.Env = append(cmd.Env, "GOMAXPROCS="+p)
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

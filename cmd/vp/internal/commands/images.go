@@ -41,7 +41,7 @@ func newImagesCmd(rf *rootFlags) *cobra.Command {
 	}
 	cmd.PersistentFlags().StringVar(&f.specs, "specs", "images/frameworks", "directory of image specs")
 	cmd.PersistentFlags().StringVar(&f.cache, "cache", defaultCacheDir(), "layer cache (an OCI layout)")
-	cmd.AddCommand(newImagesBuildCmd(f), newImagesLsCmd(f), newImagesInspectCmd(f))
+	cmd.AddCommand(newImagesBuildCmd(f), newImagesLsCmd(f), newImagesInspectCmd(f), newImagesLockCmd(f))
 	return cmd
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vision-platform/vp/images/wheel"
 	"github.com/vision-platform/vp/local/ociregistry"
 )
 
@@ -78,5 +79,60 @@ layers:
 	got, err := exec.Command("docker", "run", "--rm", "vp-test/hello:ci").CombinedOutput()
 	if err != nil || string(got) != "hello from the image\n" {
 		t.Errorf("docker run: %v, %q", err, got)
+	}
+}
+
+// TestInt_ImagesLock resolves a spec's requirements with vp images lock
+// (pip's resolver over a wheel directory), then builds the spec from the
+// lock it wrote.
+func TestInt_ImagesLock(t *testing.T) {
+	dir := t.TempDir()
+	house := filepath.Join(dir, "wheelhouse")
+	os.MkdirAll(house, 0o755)
+	for _, d := range []struct{ name, version, requires string }{
+		{"torch", "2.5.1", ""},
+		{"torchvision", "0.20.1", "Requires-Dist: torch==2.5.1\n"},
+		{"other", "1.0", ""},
+	} {
+		meta := fmt.Sprintf("Metadata-Version: 2.1\nName: %s\nVersion: %s\n%s", d.name, d.version, d.requires)
+		if _, _, err := wheel.Make(house, d.name, d.version, map[string][]byte{
+			d.name + "/__init__.py":                          []byte("# " + d.name + "\n"),
+			d.name + "-" + d.version + ".dist-info/METADATA": []byte(meta),
+		}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	specs := filepath.Join(dir, "specs")
+	os.MkdirAll(filepath.Join(specs, "requirements"), 0o755)
+	os.WriteFile(filepath.Join(specs, "requirements", "tv.in"), []byte("torchvision\n"), 0o644)
+	os.WriteFile(filepath.Join(specs, "tv.yaml"), []byte(`name: tv
+base: {scratch: true}
+layers:
+  - name: wheels
+    wheels: {requirements: requirements/tv.in, lock: locks/tv.lock, wheelhouse: ../wheelhouse,
+             sitePackages: /opt/vp/site-packages, scripts: /opt/vp/bin}
+`), 0o644)
+	common := []string{"--specs", specs, "--cache", filepath.Join(dir, "cache")}
+	out, err := run(context.Background(), "", append([]string{"images", "lock", "tv", "--find-links", house}, common...)...)
+	if err != nil {
+		t.Fatalf("vp images lock: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "2 wheels pinned") {
+		t.Errorf("vp images lock said:\n%s", out)
+	}
+	reqs, err := wheel.ParseLock(filepath.Join(specs, "locks", "tv.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(reqs) != 2 || reqs[0].Name != "torch" || reqs[1].Name != "torchvision" || reqs[1].Version != "0.20.1" {
+		t.Errorf("lock pins %+v", reqs)
+	}
+	out, err = run(context.Background(), "", append([]string{"images", "build", "tv", "--quiet"}, common...)...)
+	if err != nil {
+		t.Fatalf("vp images build from the lock: %v\n%s", err, out)
+	}
+	out, err = run(context.Background(), "", append([]string{"images", "lock", "nosuch"}, common...)...)
+	if err == nil || !strings.Contains(err.Error(), `no spec named "nosuch"`) {
+		t.Errorf("vp images lock nosuch = %v\n%s", err, out)
 	}
 }
