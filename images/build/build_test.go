@@ -366,3 +366,42 @@ layers:
 		t.Errorf("Lookup(multi) = %+v, %v", built, err)
 	}
 }
+
+// TestInt_VerifyRecord: a wheel pinned by its lock whose member differs
+// from its own RECORD (same size) builds by default, the lock vouching for
+// every byte, and is refused with verifyRecord.
+func TestInt_VerifyRecord(t *testing.T) {
+	dir := t.TempDir()
+	house := filepath.Join(dir, "wheels")
+	os.MkdirAll(house, 0o755)
+	_, sum, err := wheel.Make(house, "demo", "1.0", map[string][]byte{"demo/__init__.py": []byte("a = 1\n")},
+		map[string][]byte{"demo/__init__.py": []byte("a = 2\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "demo.lock"), []byte("demo==1.0 --hash=sha256:"+sum+"\n"), 0o644)
+	for _, verify := range []bool{false, true} {
+		os.WriteFile(filepath.Join(dir, "demo.yaml"), []byte(fmt.Sprintf(`name: demo
+base: {scratch: true}
+layers:
+  - name: wheels
+    wheels: {lock: demo.lock, wheelhouse: wheels, sitePackages: /opt/vp/site-packages, scripts: /opt/vp/bin, verifyRecord: %v}
+`, verify)), 0o644)
+		specs, err := spec.LoadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cache, err := OpenCache(filepath.Join(dir, "cache"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := New(cache, specs)
+		_, err = b.Build(context.Background(), "demo")
+		switch {
+		case !verify && err != nil:
+			t.Errorf("build without verifyRecord = %v, want the pinned wheel installed", err)
+		case verify && (err == nil || !strings.Contains(err.Error(), "does not match RECORD")):
+			t.Errorf("build with verifyRecord = %v, want the member refused against RECORD", err)
+		}
+	}
+}

@@ -319,11 +319,21 @@ func verifying(f *zip.File, want record) (io.ReadCloser, error) {
 }
 
 // sizeChecking opens a wheel member that fails at EOF unless it has the
-// size its zip header gives (the zip reader checks its CRC-32 too).
+// size its zip header gives. A stored member is read raw, without the
+// zip reader's CRC-32: the lock's sha256 covers those bytes already.
 func sizeChecking(f *zip.File) (io.ReadCloser, error) {
-	rc, err := f.Open()
-	if err != nil {
-		return nil, err
+	var rc io.ReadCloser
+	if f.Method == zip.Store {
+		r, err := f.OpenRaw()
+		if err != nil {
+			return nil, err
+		}
+		rc = io.NopCloser(r)
+	} else {
+		var err error
+		if rc, err = f.Open(); err != nil {
+			return nil, err
+		}
 	}
 	return &sizeChecker{rc: rc, want: int64(f.UncompressedSize64), name: f.Name}, nil
 }
