@@ -159,6 +159,15 @@ func BenchmarkThroughput(b *testing.B) {
 		waitCount(b, "direct", s.n.Load, int64(b.N))
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	})
+	// No trigger: the ingress alone (JetStream keeps nothing no consumer
+	// wants), for where the time goes.
+	b.Run("broker-ingress-only", func(b *testing.B) {
+		url := benchBroker(b, nil)
+		c := benchClient(b)
+		b.ResetTimer()
+		sendAll(b, c, url, b.N)
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ingress-events/s")
+	})
 	for _, n := range []int{1, 8} {
 		b.Run(fmt.Sprintf("broker-%dtriggers", n), func(b *testing.B) {
 			subs := make([]*benchSubscriber, n)
