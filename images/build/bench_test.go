@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"archive/zip"
 	"bytes"
+	"compress/flate"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
@@ -78,18 +79,24 @@ func fill(w io.Writer, n int64, seed uint64) error {
 	return nil
 }
 
-// bigWheel writes a wheel of ~1 GiB (8 stored members, as torch's shared
-// libraries are) and returns its path and sha256.
-func bigWheel(b *testing.B, dir string) (string, string) {
+// bigWheel writes a wheel of ~1 GiB (8 members of 128 MiB) and returns its
+// path and sha256. Its members are stored, or deflated (at level 1) as
+// wheel builders write them.
+func bigWheel(b *testing.B, dir string, deflate bool) (string, string) {
 	p := filepath.Join(dir, "torch-2.1.0-cp311-cp311-linux_x86_64.whl")
 	f, err := os.Create(p)
 	if err != nil {
 		b.Fatal(err)
 	}
 	zw := zip.NewWriter(f)
+	method := zip.Store
+	if deflate {
+		method = zip.Deflate
+		zw.RegisterCompressor(zip.Deflate, func(w io.Writer) (io.WriteCloser, error) { return flate.NewWriter(w, flate.BestSpeed) })
+	}
 	var rows [][]string
 	add := func(name string, n int64, seed uint64, data []byte) {
-		w, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Store})
+		w, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: method})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -239,6 +246,46 @@ func ceilingWithIO(b *testing.B, wheel, out string) float64 {
 	return mbps(benchWheelBytes, time.Since(start))
 }
 
+// coldDeflated builds, three times from a fresh cache, the spec of a wheel
+// whose members are deflated (as wheel builders write them: the build
+// inflates them too) and returns the median MB/s of layer bytes.
+func coldDeflated(b *testing.B, dir string) float64 {
+	house := filepath.Join(dir, "wheels")
+	if err := os.MkdirAll(house, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	_, sum := bigWheel(b, house, true)
+	os.WriteFile(filepath.Join(dir, "torch.lock"), []byte("torch==2.1.0 --hash=sha256:"+sum+"\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "torch.yaml"), []byte(`name: torch
+base: {scratch: true}
+layers:
+  - name: wheels
+    wheels: {lock: torch.lock, wheelhouse: wheels, sitePackages: /opt/vp/site-packages, scripts: /opt/vp/bin}
+`), 0o644)
+	specs, err := spec.LoadDir(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var runs []float64
+	for i := 0; i < 3; i++ {
+		cacheDir := filepath.Join(dir, "cache")
+		cache, err := OpenCache(cacheDir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		bl, _ := New(cache, specs)
+		runtime.GC()
+		start := time.Now()
+		if _, err := bl.Build(context.Background(), "torch"); err != nil {
+			b.Fatal(err)
+		}
+		runs = append(runs, mbps(benchWheelBytes, time.Since(start)))
+		b.Logf("cold build of the deflated wheel %d: %.0f MB/s", i+1, runs[i])
+		os.RemoveAll(cacheDir)
+	}
+	return median(runs)
+}
+
 // dirSize is the bytes of the files under dir.
 func dirSize(dir string) int64 {
 	var n int64
@@ -285,7 +332,7 @@ func benchImages(b *testing.B) {
 	dir := b.TempDir()
 	house := filepath.Join(dir, "wheels")
 	os.MkdirAll(house, 0o755)
-	wheelPath, torchSum := bigWheel(b, house)
+	wheelPath, torchSum := bigWheel(b, house, false)
 	lock := func(name string, extra ...string) {
 		body := "torch==2.1.0 --hash=sha256:" + torchSum + "\n" + strings.Join(extra, "")
 		os.WriteFile(filepath.Join(dir, name+".lock"), []byte(body), 0o644)
@@ -381,6 +428,9 @@ layers:
 	b.ReportMetric(cold/ceil, "cold/ceiling")
 	b.ReportMetric(floor, "ceiling-with-io-MB/s")
 	b.ReportMetric(cold/floor, "cold/ceiling-with-io")
+	deflated := coldDeflated(b, filepath.Join(dir, "deflated"))
+	b.ReportMetric(deflated, "cold-deflated-wheel-MB/s")
+	b.ReportMetric(deflated/ceil, "cold-deflated-wheel/ceiling")
 	b.ReportMetric(float64(heap)/(1<<20), "cold-peak-heap-MiB")
 	b.ReportMetric(coldTotal.Seconds(), "cold-build+push-s")
 	b.Logf("cold: %d layers, %.1f MiB pushed", len(timm.Layers), float64(pushed.BytesPushed)/(1<<20))
