@@ -29,7 +29,6 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/klauspost/pgzip"
 
 	"github.com/vision-platform/vp/images/publish"
 	"github.com/vision-platform/vp/images/spec"
@@ -151,8 +150,10 @@ func ceiling(b *testing.B, parallel bool) float64 {
 	digest := sha256.New()
 	var zw io.WriteCloser
 	if parallel {
-		pz, _ := pgzip.NewWriterLevel(digest, gzip.BestSpeed)
-		pz.SetConcurrency(compressBlock, 2*runtime.GOMAXPROCS(0))
+		pz, err := newCompressor(digest)
+		if err != nil {
+			b.Fatal(err)
+		}
 		zw = pz
 	} else {
 		zw, _ = gzip.NewWriterLevel(digest, gzip.BestSpeed)
@@ -223,8 +224,10 @@ func ceilingWithIO(b *testing.B, wheel, out string) float64 {
 	}
 	defer os.Remove(out)
 	digest := sha256.New()
-	zw, _ := pgzip.NewWriterLevel(io.MultiWriter(f, digest), gzip.BestSpeed)
-	zw.SetConcurrency(compressBlock, 2*runtime.GOMAXPROCS(0))
+	zw, err := newCompressor(io.MultiWriter(f, digest))
+	if err != nil {
+		b.Fatal(err)
+	}
 	in, err := os.Open(wheel)
 	if err != nil {
 		b.Fatal(err)
@@ -269,21 +272,31 @@ layers:
 	var runs []float64
 	for i := 0; i < 3; i++ {
 		cacheDir := filepath.Join(dir, "cache")
-		cache, err := OpenCache(cacheDir)
-		if err != nil {
-			b.Fatal(err)
-		}
-		bl, _ := New(cache, specs)
-		runtime.GC()
-		start := time.Now()
-		if _, err := bl.Build(context.Background(), "torch"); err != nil {
-			b.Fatal(err)
-		}
-		runs = append(runs, mbps(benchWheelBytes, time.Since(start)))
+		_, _, took := coldBuild(b, specs, cacheDir, "torch")
+		runs = append(runs, mbps(benchWheelBytes, took))
 		b.Logf("cold build of the deflated wheel %d: %.0f MB/s", i+1, runs[i])
 		os.RemoveAll(cacheDir)
 	}
 	return median(runs)
+}
+
+// coldBuild builds spec name from a new cache in cacheDir and times it.
+func coldBuild(b *testing.B, specs map[string]*spec.Spec, cacheDir, name string) (*Cache, *Result, time.Duration) {
+	cache, err := OpenCache(cacheDir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bl, err := New(cache, specs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	runtime.GC()
+	start := time.Now()
+	r, err := bl.Build(context.Background(), name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cache, r, time.Since(start)
 }
 
 // dirSize is the bytes of the files under dir.
@@ -382,32 +395,20 @@ layers:
 	// from one minute to the next (fresh page-cache pages are dear here).
 	var ceils, floors, colds []float64
 	var cache *Cache
-	var bl *Builder
 	var timm *Result
-	var coldBuild time.Duration
+	var coldTook time.Duration
 	var heap uint64
 	for i := 0; i < 3; i++ {
 		ceils = append(ceils, ceiling(b, true))
-		runtime.GC()
-		cache, err = OpenCache(filepath.Join(dir, fmt.Sprintf("cache%d", i)))
-		if err != nil {
-			b.Fatal(err)
-		}
-		bl, _ = New(cache, specs)
 		stopHeap := peakHeap()
 		stopProfile := func() {}
 		if i == 0 {
 			stopProfile = profileTo(b, os.Getenv("VP_BENCH_CPUPROFILE"))
 		}
-		start := time.Now()
-		timm, err = bl.Build(ctx, "timm")
-		if err != nil {
-			b.Fatal(err)
-		}
-		coldBuild = time.Since(start)
+		cache, timm, coldTook = coldBuild(b, specs, filepath.Join(dir, fmt.Sprintf("cache%d", i)), "timm")
 		stopProfile()
 		heap = max(heap, stopHeap())
-		colds = append(colds, mbps(benchWheelBytes, coldBuild))
+		colds = append(colds, mbps(benchWheelBytes, coldTook))
 		floors = append(floors, ceilingWithIO(b, wheelPath, filepath.Join(dir, "floor.gz")))
 		b.Logf("cold build %d: %.0f MB/s, ceiling %.0f MB/s, ceiling with I/O %.0f MB/s", i+1, colds[i], ceils[i], floors[i])
 		if i < 2 {
@@ -419,7 +420,7 @@ layers:
 	start := time.Now()
 	stopHeap := peakHeap()
 	pushed := push(timm, "vp/timm")
-	coldTotal := coldBuild + time.Since(start)
+	coldTotal := coldTook + time.Since(start)
 	// The registry runs in this process: its memory is counted too.
 	b.ReportMetric(float64(stopHeap())/(1<<20), "cold-push-peak-heap-MiB")
 	b.ReportMetric(ceil, "ceiling-MB/s")
@@ -437,7 +438,7 @@ layers:
 
 	// Warm: one adapter file changed.
 	os.WriteFile(filepath.Join(dir, "adapters", "timm.py"), []byte("# timm adapter, v2\n"), 0o644)
-	bl, _ = New(cache, specs)
+	bl, _ := New(cache, specs)
 	start = time.Now()
 	warm, err := bl.Build(ctx, "timm")
 	if err != nil {

@@ -207,7 +207,7 @@ func (c *Cache) compress(produce func(w io.Writer) error) (layerRecord, error) {
 	digest := newHashBeside(sha256.New())
 	defer digest.stop()
 	counter := &countWriter{}
-	zw, err := pgzip.NewWriterLevel(digest.tee(io.MultiWriter(tmp, counter)), gzip.BestSpeed)
+	zw, err := newCompressor(digest.tee(io.MultiWriter(tmp, counter)))
 	if err != nil {
 		return layerRecord{}, err
 	}
@@ -218,9 +218,6 @@ func (c *Cache) compress(produce func(w io.Writer) error) (layerRecord, error) {
 			zw.Close()
 		}
 	}()
-	if err := zw.SetConcurrency(compressBlock, 2*runtime.GOMAXPROCS(0)); err != nil {
-		return layerRecord{}, err
-	}
 	diff := newHashBeside(sha256.New())
 	defer diff.stop()
 	if err := produce(diff.tee(zw)); err != nil {
@@ -238,6 +235,18 @@ func (c *Cache) compress(produce func(w io.Writer) error) (layerRecord, error) {
 		return layerRecord{}, err
 	}
 	return rec, nil
+}
+
+// newCompressor is the layer compression Compressor names, writing to w.
+func newCompressor(w io.Writer) (*pgzip.Writer, error) {
+	zw, err := pgzip.NewWriterLevel(w, gzip.BestSpeed)
+	if err != nil {
+		return nil, err
+	}
+	if err := zw.SetConcurrency(compressBlock, 2*runtime.GOMAXPROCS(0)); err != nil {
+		return nil, err
+	}
+	return zw, nil
 }
 
 // HashKnown reports whether FileSHA256 has path's hash without reading it.

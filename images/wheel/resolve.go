@@ -73,7 +73,6 @@ func Resolve(ctx context.Context, requirements string, o ResolveOptions) ([]Requ
 			prev, ok := byName[n]
 			switch {
 			case !ok:
-				r := r
 				byName[n] = &r
 			case prev.Version != r.Version:
 				return nil, fmt.Errorf("resolve %s: %s is %s on %s but %s on %s; pin it in the requirements",

@@ -50,14 +50,25 @@ func FreeAddr(t testing.TB) string {
 }
 
 // MinIOBinary finds the server that make deps installs.
-func MinIOBinary(t testing.TB) string {
-	if p, err := exec.LookPath("minio"); err == nil {
+func MinIOBinary(t testing.TB) string { return Tool(t, "minio", "the MinIO server") }
+
+// Tool finds a program make deps installs: on PATH, or in the cache's bin
+// folder; the test fails, saying so, when it is in neither.
+func Tool(t testing.TB, name, what string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
 		return p
 	}
+	return cached(t, what, "bin", name)
+}
+
+// cached is a file make deps leaves in ~/.cache/vision-platform.
+func cached(t testing.TB, what string, rel ...string) string {
+	t.Helper()
 	home, _ := os.UserHomeDir()
-	p := filepath.Join(home, ".cache", "vision-platform", "bin", "minio")
+	p := filepath.Join(append([]string{home, ".cache", "vision-platform"}, rel...)...)
 	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("the MinIO server is not installed (%v): run make deps", err)
+		t.Fatalf("%s is missing (%v): run make deps", what, err)
 	}
 	return p
 }
@@ -160,12 +171,7 @@ func RequireTorch(t testing.TB) {
 // (images/rootfs/make-rootfs.sh), for images the tests run in Docker.
 func Rootfs(t testing.TB) string {
 	t.Helper()
-	home, _ := os.UserHomeDir()
-	p := filepath.Join(home, ".cache", "vision-platform", "rootfs", "bookworm-python3.tar")
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("the Debian rootfs is missing (%v): run make deps", err)
-	}
-	return p
+	return cached(t, "the Debian rootfs", "rootfs", "bookworm-python3.tar")
 }
 
 // ModuleRoot is the repository root, found from the test's directory.

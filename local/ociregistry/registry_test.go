@@ -14,6 +14,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
+
+	"github.com/vision-platform/vp/internal/testsupport"
 )
 
 // serve runs the registry stored in dir on a loopback port.
@@ -61,25 +63,12 @@ func TestInt_PersistsAcrossRestarts(t *testing.T) {
 	}
 }
 
-// conformanceBin finds the OCI conformance tool that make deps installs.
-func conformanceBin(t *testing.T) string {
-	if p, err := exec.LookPath("conformance"); err == nil {
-		return p
-	}
-	home, _ := os.UserHomeDir()
-	p := filepath.Join(home, ".cache", "vision-platform", "bin", "conformance")
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("the OCI conformance tool is missing (%v): run make deps", err)
-	}
-	return p
-}
-
 // TestInt_Conformance runs the OCI distribution-spec conformance suite
 // against the embedded registry. Features distribution v3 does not
 // implement are switched off here, each named: sha512 digests, the
 // referrers API and subjects, and non-distributable layers.
 func TestInt_Conformance(t *testing.T) {
-	bin := conformanceBin(t)
+	bin := testsupport.Tool(t, "conformance", "the OCI conformance tool")
 	addr, stop := serve(t, t.TempDir())
 	defer stop()
 	results := t.TempDir()
