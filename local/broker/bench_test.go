@@ -19,6 +19,7 @@ import (
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"github.com/valyala/fasthttp"
 )
 
 // The broker benchmarks put the broker beside the baseline it is judged
@@ -43,6 +44,9 @@ type benchSubscriber struct {
 	n   atomic.Int64
 	mu  sync.Mutex
 	lat []time.Duration
+	// fromIngress: from the knativearrivaltime the broker (or the relay)
+	// stamped when the event reached it, to this subscriber.
+	fromIngress []time.Duration
 }
 
 func newBenchSubscriber(b *testing.B) *benchSubscriber {
@@ -58,6 +62,11 @@ func newBenchSubscriber(b *testing.B) *benchSubscriber {
 			d := time.Since(time.Unix(0, ns))
 			s.mu.Lock()
 			s.lat = append(s.lat, d)
+			if v, ok := e.Extensions()[ExtArrivalTime]; ok {
+				if at, err := time.Parse(time.RFC3339Nano, fmt.Sprint(v)); err == nil {
+					s.fromIngress = append(s.fromIngress, time.Since(at))
+				}
+			}
 			s.mu.Unlock()
 		}
 		s.n.Add(1)
@@ -127,7 +136,7 @@ func benchBroker(b *testing.B, subs []*benchSubscriber) string {
 		if err := os.WriteFile(triggers, []byte(y.String()), 0o644); err != nil {
 			b.Fatal(err)
 		}
-		_, base := startHelper(b, filepath.Join(dir, "data"), triggers)
+		_, base := startHelper(b, "VP_HELPER_DATA="+filepath.Join(dir, "data"), "VP_HELPER_TRIGGERS="+triggers)
 		return base + "/default/default"
 	}
 	trs, err := ParseTriggers("bench.yaml", []byte(y.String()))
@@ -148,8 +157,52 @@ func benchBroker(b *testing.B, subs []*benchSubscriber) string {
 	return "http://" + ln.Addr().String() + "/default/default"
 }
 
+// benchRelay runs the floor any broker with two HTTP hops stands on: a
+// process of its own that forwards each request to the subscriber as it
+// comes, on the same HTTP stack as the broker, and answers once the
+// subscriber has. It stores nothing, parses no event and checks nothing.
+func benchRelay(b *testing.B, s *benchSubscriber) string {
+	_, base := startHelper(b, "VP_HELPER_RELAY="+s.URL)
+	return base + "/default/default"
+}
+
+// serveRelay is the relay's process (see benchRelay).
+func serveRelay(target string) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Println("ERROR", err)
+		os.Exit(1)
+	}
+	client := &fasthttp.Client{MaxConnsPerHost: 512, NoDefaultUserAgentHeader: true}
+	srv := &fasthttp.Server{Handler: func(c *fasthttp.RequestCtx) {
+		req := fasthttp.AcquireRequest()
+		resp := fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		req.SetRequestURI(target)
+		req.Header.SetMethod(http.MethodPost)
+		for k, v := range c.Request.Header.All() {
+			if len(k) > 3 && strings.EqualFold(string(k[:3]), "ce-") {
+				req.Header.SetBytesKV(k, v)
+			}
+		}
+		req.Header.SetContentTypeBytes(c.Request.Header.ContentType())
+		req.Header.Set("Ce-"+ExtArrivalTime, time.Now().UTC().Format(time.RFC3339Nano))
+		req.SetBodyRaw(c.PostBody())
+		if err := client.Do(req, resp); err != nil || resp.StatusCode() >= 300 {
+			c.SetStatusCode(http.StatusBadGateway)
+			return
+		}
+		c.SetStatusCode(http.StatusAccepted)
+	}}
+	fmt.Println("LISTENING", ln.Addr().String())
+	_ = srv.Serve(ln)
+	os.Exit(0)
+}
+
 // BenchmarkThroughput reports events/s delivered: straight to the
-// subscriber (the baseline), and through the broker to 1 and 8 triggers.
+// subscriber (the baseline), through a relay that stores nothing (the floor
+// of two HTTP hops), and through the broker to 1 and 8 triggers.
 func BenchmarkThroughput(b *testing.B) {
 	b.Run("direct", func(b *testing.B) {
 		s := newBenchSubscriber(b)
@@ -157,6 +210,16 @@ func BenchmarkThroughput(b *testing.B) {
 		b.ResetTimer()
 		sendAll(b, c, s.URL, b.N)
 		waitCount(b, "direct", s.n.Load, int64(b.N))
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	})
+	// The two-hop floor: a relay that stores nothing (see benchRelay).
+	b.Run("relay", func(b *testing.B) {
+		s := newBenchSubscriber(b)
+		url := benchRelay(b, s)
+		c := benchClient(b)
+		b.ResetTimer()
+		sendAll(b, c, url, b.N)
+		waitCount(b, "relay", s.n.Load, int64(b.N))
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	})
 	// No trigger: the ingress alone (JetStream keeps nothing no consumer
@@ -190,7 +253,9 @@ func BenchmarkThroughput(b *testing.B) {
 }
 
 // BenchmarkLatency sends b.N events at 1,000 events/s and reports the p50
-// and p99 of send-to-subscriber latency, direct and through the broker.
+// and p99 of send-to-subscriber latency, direct, through the relay and
+// through the broker, and for the last two also from the ingress (the
+// knativearrivaltime it stamps) to the subscriber.
 func BenchmarkLatency(b *testing.B) {
 	run := func(b *testing.B, s *benchSubscriber, url string) {
 		c := benchClient(b)
@@ -214,21 +279,37 @@ func BenchmarkLatency(b *testing.B) {
 		b.StopTimer()
 		s.mu.Lock()
 		lat := append([]time.Duration(nil), s.lat...)
+		ingress := append([]time.Duration(nil), s.fromIngress...)
 		s.mu.Unlock()
-		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-		b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-		b.ReportMetric(float64(lat[len(lat)*90/100].Microseconds())/1000, "p90-ms")
-		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
-		b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
+		reportQuantiles(b, "", lat)
+		if len(ingress) > 0 {
+			if len(ingress) != len(lat) {
+				b.Fatalf("%d of %d deliveries carry %s", len(ingress), len(lat), ExtArrivalTime)
+			}
+			reportQuantiles(b, "ingress-", ingress)
+		}
 	}
 	b.Run("direct", func(b *testing.B) {
 		s := newBenchSubscriber(b)
 		run(b, s, s.URL)
 	})
+	b.Run("relay", func(b *testing.B) {
+		s := newBenchSubscriber(b)
+		run(b, s, benchRelay(b, s))
+	})
 	b.Run("broker", func(b *testing.B) {
 		s := newBenchSubscriber(b)
 		run(b, s, benchBroker(b, []*benchSubscriber{s}))
 	})
+}
+
+func reportQuantiles(b *testing.B, prefix string, lat []time.Duration) {
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	b.ReportMetric(ms(lat[len(lat)/2]), prefix+"p50-ms")
+	b.ReportMetric(ms(lat[len(lat)*90/100]), prefix+"p90-ms")
+	b.ReportMetric(ms(lat[len(lat)*99/100]), prefix+"p99-ms")
+	b.ReportMetric(ms(lat[len(lat)-1]), prefix+"max-ms")
 }
 
 func init() {

@@ -24,6 +24,9 @@ import (
 // the test binary again with it to get a broker in a process of its own.
 func TestHelperBrokerProcess(t *testing.T) {
 	dir, triggers := os.Getenv("VP_HELPER_DATA"), os.Getenv("VP_HELPER_TRIGGERS")
+	if target := os.Getenv("VP_HELPER_RELAY"); target != "" {
+		serveRelay(target) // the benchmarks' two-hop floor; never returns
+	}
 	if dir == "" {
 		t.Skip("helper process for TestInt_RestartAfterSIGKILL")
 	}
@@ -52,10 +55,12 @@ func TestHelperBrokerProcess(t *testing.T) {
 	_ = b.Serve(context.Background(), ln)
 }
 
-func startHelper(t testing.TB, dir, triggers string) (*exec.Cmd, string) {
+// startHelper runs TestHelperBrokerProcess in a child process with the
+// environment env and returns it with its base URL once it listens.
+func startHelper(t testing.TB, env ...string) (*exec.Cmd, string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperBrokerProcess$")
-	cmd.Env = append(os.Environ(), "VP_HELPER_DATA="+dir, "VP_HELPER_TRIGGERS="+triggers)
+	cmd.Env = append(os.Environ(), env...)
 	if p := os.Getenv("VP_HELPER_GOMAXPROCS"); p != "" {
 		cmd.Env = append(cmd.Env, "GOMAXPROCS="+p)
 	}
@@ -105,7 +110,8 @@ func TestInt_RestartAfterSIGKILL(t *testing.T) {
 	}
 	data := filepath.Join(dir, "data")
 
-	cmd, base := startHelper(t, data, triggers)
+	env := []string{"VP_HELPER_DATA=" + data, "VP_HELPER_TRIGGERS=" + triggers}
+	cmd, base := startHelper(t, env...)
 	const n = 300
 	for i := 0; i < n; i++ {
 		mustAccept(t, base+"/default/default", mkEvent(fmt.Sprint("k", i), "t"))
@@ -119,7 +125,7 @@ func TestInt_RestartAfterSIGKILL(t *testing.T) {
 	t.Logf("%d refused attempts before SIGKILL", s.calls.Load())
 
 	up.Store(true)
-	startHelper(t, data, triggers)
+	startHelper(t, env...)
 	eventually(t, "every accepted event delivered after restart", func() bool {
 		delivered := 0
 		for i := 0; i < n; i++ {
