@@ -10,7 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -34,8 +36,8 @@ type ResolveOptions struct {
 }
 
 // PlatformTag is the wheel platform tag of an image platform (os/arch)
-// for a glibc of the given version ("2.36"): the tag under which pip looks
-// for that platform's binary wheels (older manylinux tags included).
+// for a glibc of the given version ("2.36"). Resolve also takes the wheels
+// of every older manylinux tag of that architecture (see compatibleTags).
 func PlatformTag(platform, glibc string) (string, error) {
 	arch := map[string]string{"linux/amd64": "x86_64", "linux/arm64": "aarch64", "linux/arm64/v8": "aarch64", "linux/ppc64le": "ppc64le", "linux/s390x": "s390x"}[platform]
 	if arch == "" {
@@ -63,6 +65,7 @@ func Resolve(ctx context.Context, requirements string, o ResolveOptions) ([]Requ
 		return nil, fmt.Errorf("resolve: %w", err)
 	}
 	byName := map[string]*Requirement{}
+	seenOn := map[string]string{} // name -> the platform that first resolved it
 	for _, platform := range o.Platforms {
 		got, err := resolveOne(ctx, requirements, platform, o)
 		if err != nil {
@@ -74,9 +77,10 @@ func Resolve(ctx context.Context, requirements string, o ResolveOptions) ([]Requ
 			switch {
 			case !ok:
 				byName[n] = &r
+				seenOn[n] = platform
 			case prev.Version != r.Version:
 				return nil, fmt.Errorf("resolve %s: %s is %s on %s but %s on %s; pin it in the requirements",
-					requirements, r.Name, r.Version, platform, prev.Version, o.Platforms[0])
+					requirements, r.Name, r.Version, platform, prev.Version, seenOn[n])
 			default:
 				for _, h := range r.Hashes {
 					if !prev.Allows(h) {
@@ -112,6 +116,37 @@ type pipReport struct {
 	} `json:"install"`
 }
 
+// manylinuxRE reads a perennial manylinux tag (PEP 600).
+var manylinuxRE = regexp.MustCompile(`^manylinux_(\d+)_(\d+)_([a-z0-9_]+)$`)
+
+// compatibleTags lists the platform tags whose wheels run on a manylinux
+// platform, newest first: manylinux_2_36_x86_64 runs manylinux_2_35 ...
+// manylinux_2_5 wheels and their legacy names (manylinux2014, 2010, 1).
+// pip takes --platform literally for perennial tags (it widens only the
+// legacy ones), so Resolve passes them all; any other tag stands alone.
+func compatibleTags(tag string) []string {
+	m := manylinuxRE.FindStringSubmatch(tag)
+	if m == nil || m[1] != "2" {
+		return []string{tag}
+	}
+	minor, _ := strconv.Atoi(m[2])
+	arch := m[3]
+	// The oldest glibc each architecture had manylinux wheels for.
+	floor := 17
+	if arch == "x86_64" || arch == "i686" {
+		floor = 5
+	}
+	legacy := map[int]string{17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+	var out []string
+	for v := minor; v >= floor; v-- {
+		out = append(out, fmt.Sprintf("manylinux_2_%d_%s", v, arch))
+		if l, ok := legacy[v]; ok {
+			out = append(out, l+"_"+arch)
+		}
+	}
+	return out
+}
+
 func resolveOne(ctx context.Context, requirements, platform string, o ResolveOptions) ([]Requirement, error) {
 	tmp, err := os.MkdirTemp("", "vp-resolve-*")
 	if err != nil {
@@ -122,7 +157,10 @@ func resolveOne(ctx context.Context, requirements, platform string, o ResolveOpt
 	args := []string{"-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
 		"--disable-pip-version-check", "--no-input", "--report", report,
 		"--only-binary=:all:", "--target", filepath.Join(tmp, "target"),
-		"--platform", platform, "--implementation", o.Implementation}
+		"--implementation", o.Implementation}
+	for _, tag := range compatibleTags(platform) {
+		args = append(args, "--platform", tag)
+	}
 	if o.PythonVersion != "" {
 		args = append(args, "--python-version", o.PythonVersion)
 	}

@@ -91,6 +91,41 @@ func requirePip(t *testing.T) {
 // wheel directory served here: dependencies are followed, the newest
 // allowed version wins, every pin carries the sha256 of the file served,
 // and the lock written reads back.
+func TestCompatibleTags(t *testing.T) {
+	for _, c := range []struct {
+		tag        string
+		n          int
+		has, hasnt []string
+	}{
+		{"manylinux_2_36_x86_64", 32 + 3, []string{"manylinux_2_36_x86_64", "manylinux_2_28_x86_64", "manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64", "manylinux_2_5_x86_64"}, []string{"manylinux_2_37_x86_64", "manylinux_2_4_x86_64", "linux_x86_64"}},
+		{"manylinux_2_36_aarch64", 20 + 1, []string{"manylinux_2_36_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64"}, []string{"manylinux_2_16_aarch64", "manylinux2010_aarch64", "manylinux_2_36_x86_64"}},
+		{"manylinux_2_17_s390x", 2, []string{"manylinux_2_17_s390x", "manylinux2014_s390x"}, nil},
+		{"win_amd64", 1, []string{"win_amd64"}, nil},
+	} {
+		got := compatibleTags(c.tag)
+		if got[0] != c.tag {
+			t.Errorf("compatibleTags(%s) starts with %s, want the tag itself first", c.tag, got[0])
+		}
+		if len(got) != c.n {
+			t.Errorf("compatibleTags(%s) has %d tags, want %d: %v", c.tag, len(got), c.n, got)
+		}
+		set := map[string]bool{}
+		for _, g := range got {
+			set[g] = true
+		}
+		for _, h := range c.has {
+			if !set[h] {
+				t.Errorf("compatibleTags(%s) lacks %s", c.tag, h)
+			}
+		}
+		for _, h := range c.hasnt {
+			if set[h] {
+				t.Errorf("compatibleTags(%s) has %s", c.tag, h)
+			}
+		}
+	}
+}
+
 func TestInt_Resolve(t *testing.T) {
 	requirePip(t)
 	house := t.TempDir()
@@ -164,6 +199,36 @@ func TestInt_Resolve(t *testing.T) {
 			t.Fatal(err)
 		}
 		check(t, reqs, 1) // pure wheels: the same file on both
+	})
+
+	t.Run("versions differ between platforms", func(t *testing.T) {
+		// app 2.0's wheels declare lib on two platforms only, and lib has
+		// a different version on each: the error names both platforms
+		// that resolved lib, not the first platform of the list. The
+		// wheels carry older manylinux tags than the platforms asked for,
+		// as most wheels on PyPI do.
+		plat := t.TempDir()
+		tagged := func(d dist, tag string) {
+			tmp := t.TempDir()
+			makeDists(t, tmp, []dist{d})
+			from := filepath.Join(tmp, d.name+"-"+d.version+"-py3-none-any.whl")
+			if err := os.Rename(from, filepath.Join(plat, d.name+"-"+d.version+"-py3-none-"+tag+".whl")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tagged(dist{name: "app", version: "2.0"}, "manylinux2014_x86_64")
+		tagged(dist{name: "app", version: "2.0", requires: []string{"lib"}}, "manylinux_2_17_aarch64")
+		tagged(dist{name: "app", version: "2.0", requires: []string{"lib"}}, "manylinux_2_17_ppc64le")
+		tagged(dist{name: "lib", version: "1.0"}, "manylinux_2_17_aarch64")
+		tagged(dist{name: "lib", version: "2.0"}, "manylinux_2_17_ppc64le")
+		req := filepath.Join(dir, "app.in")
+		os.WriteFile(req, []byte("app\n"), 0o644)
+		_, err := Resolve(context.Background(), req, ResolveOptions{Python: testsupport.Python, FindLinks: []string{plat}, PythonVersion: "3.11",
+			Platforms: []string{"manylinux_2_36_x86_64", "manylinux_2_36_aarch64", "manylinux_2_36_ppc64le"}})
+		want := "lib is 2.0 on manylinux_2_36_ppc64le but 1.0 on manylinux_2_36_aarch64"
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Resolve = %v, want an error saying %q", err, want)
+		}
 	})
 
 	t.Run("unsatisfiable", func(t *testing.T) {
