@@ -2,13 +2,16 @@ package up
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
+	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
@@ -113,12 +116,33 @@ spec:
 	return g.Wait()
 }
 
-// EventDisplay logs every CloudEvent it receives, one line each.
+// displayKeep is how many of the latest events the display answers GET with.
+const displayKeep = 200
+
+// EventDisplay logs every CloudEvent it receives, one line each, as
+// Knative's event-display does, and answers GET with the latest ones
+// (up to 200, oldest first) as a JSON array of structured-mode events.
 func EventDisplay(log zerolog.Logger) http.Handler {
+	var mu sync.Mutex
+	var recent []event.Event
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet, http.MethodHead:
+			mu.Lock()
+			out := append([]event.Event{}, recent...)
+			mu.Unlock()
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(out)
+			return
+		case http.MethodPost:
+		default:
+			w.Header().Set("Allow", "GET, POST")
+			displayError(w, http.StatusMethodNotAllowed, "method", "use POST to send an event, GET to list the latest")
+			return
+		}
 		e, err := cehttp.NewEventFromHTTPRequest(r)
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
+			displayError(w, http.StatusBadRequest, "body", err.Error())
 			return
 		}
 		l := log.Info().Str("id", e.ID()).Str("type", e.Type()).Str("source", e.Source())
@@ -131,8 +155,20 @@ func EventDisplay(log zerolog.Logger) http.Handler {
 			}
 		}
 		l.RawJSON("data", jsonOrString(e.Data())).Msg("event")
+		mu.Lock()
+		if len(recent) == displayKeep {
+			recent = append(recent[:0], recent[1:]...)
+		}
+		recent = append(recent, *e)
+		mu.Unlock()
 		w.WriteHeader(http.StatusAccepted)
 	})
+}
+
+func displayError(w http.ResponseWriter, code int, field, reason string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": reason, "field": field})
 }
 
 func jsonOrString(b []byte) []byte {

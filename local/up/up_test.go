@@ -3,13 +3,17 @@ package up
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/rs/zerolog"
 
 	"github.com/vision-platform/vp/events"
@@ -73,8 +77,65 @@ func TestInt_Up(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// The display lists what it showed.
+	resp, err := http.Get("http://" + c.DisplayAddr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var shown []event.Event
+	if err := json.NewDecoder(resp.Body).Decode(&shown); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET display: %d %v", resp.StatusCode, err)
+	}
+	resp.Body.Close()
+	if len(shown) != 1 || shown[0].ID() != e.ID() || shown[0].Type() != e.Type() || string(shown[0].Data()) != string(e.Data()) {
+		t.Errorf("GET display = %+v, want the one event sent, %s", shown, e.ID())
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run() = %v", err)
+	}
+}
+
+func TestEventDisplay(t *testing.T) {
+	var logs syncBuffer
+	h := EventDisplay(zerolog.New(&logs))
+	post := func(id string) int {
+		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(`{"n":1}`))
+		r.Header.Set("Ce-Specversion", "1.0")
+		r.Header.Set("Ce-Id", id)
+		r.Header.Set("Ce-Source", "/t")
+		r.Header.Set("Ce-Type", "t")
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	for i := 0; i < displayKeep+5; i++ {
+		if code := post(fmt.Sprint("e", i)); code != http.StatusAccepted {
+			t.Fatalf("POST event %d: %d", i, code)
+		}
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
+	var shown []event.Event
+	if err := json.Unmarshal(w.Body.Bytes(), &shown); err != nil {
+		t.Fatal(err)
+	}
+	if len(shown) != displayKeep || shown[0].ID() != "e5" || shown[len(shown)-1].ID() != fmt.Sprint("e", displayKeep+4) {
+		t.Errorf("GET lists %d events from %s to %s; want the latest %d, e5 to e%d", len(shown), shown[0].ID(), shown[len(shown)-1].ID(), displayKeep, displayKeep+4)
+	}
+	if !strings.Contains(logs.String(), `"id":"e0"`) {
+		t.Errorf("the display did not log the first event")
+	}
+	// Not an event: 400 naming the body; another method: 405.
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/", strings.NewReader("hello")))
+	if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), `"field":"body"`) {
+		t.Errorf("POST not an event: %d %s", w.Code, w.Body.String())
+	}
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodDelete, "/", nil))
+	if w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") != "GET, POST" {
+		t.Errorf("DELETE: %d, Allow %q", w.Code, w.Header().Get("Allow"))
 	}
 }
