@@ -87,10 +87,6 @@ func requirePip(t *testing.T) {
 	}
 }
 
-// TestInt_Resolve runs pip's real resolver against a PEP 691 index and a
-// wheel directory served here: dependencies are followed, the newest
-// allowed version wins, every pin carries the sha256 of the file served,
-// and the lock written reads back.
 func TestCompatibleTags(t *testing.T) {
 	for _, c := range []struct {
 		tag        string
@@ -126,6 +122,10 @@ func TestCompatibleTags(t *testing.T) {
 	}
 }
 
+// TestInt_Resolve runs pip's real resolver against a PEP 691 index and a
+// wheel directory served here: dependencies are followed, the newest
+// allowed version wins, every pin carries the sha256 of the file served,
+// and the lock written reads back.
 func TestInt_Resolve(t *testing.T) {
 	requirePip(t)
 	house := t.TempDir()

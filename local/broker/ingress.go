@@ -42,7 +42,9 @@ type ErrorBody struct {
 	Fields []events.FieldError `json:"fields,omitempty"`
 }
 
-func writeError(w http.ResponseWriter, code int, msg string, fields ...events.FieldError) {
+// WriteError answers with code and an ErrorBody: the JSON error shape of
+// every HTTP endpoint of the platform.
+func WriteError(w http.ResponseWriter, code int, msg string, fields ...events.FieldError) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(ErrorBody{Error: msg, Fields: fields})
@@ -78,7 +80,7 @@ func (b *Broker) reply(w http.ResponseWriter, a answer) {
 		w.WriteHeader(a.code)
 		return
 	}
-	writeError(w, a.code, a.body.Error, a.body.Fields...)
+	WriteError(w, a.code, a.body.Error, a.body.Fields...)
 }
 
 func (b *Broker) tooLarge(key string, n int64) answer {

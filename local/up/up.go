@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/vision-platform/vp/events"
 	"github.com/vision-platform/vp/local/broker"
 	"github.com/vision-platform/vp/local/ociregistry"
 )
@@ -137,12 +138,13 @@ func EventDisplay(log zerolog.Logger) http.Handler {
 		case http.MethodPost:
 		default:
 			w.Header().Set("Allow", "GET, POST")
-			displayError(w, http.StatusMethodNotAllowed, "method", "use POST to send an event, GET to list the latest")
+			broker.WriteError(w, http.StatusMethodNotAllowed, "method not allowed",
+				events.FieldError{Field: "method", Reason: "use POST to send an event, GET to list the latest"})
 			return
 		}
 		e, err := cehttp.NewEventFromHTTPRequest(r)
 		if err != nil {
-			displayError(w, http.StatusBadRequest, "body", err.Error())
+			broker.WriteError(w, http.StatusBadRequest, "not a CloudEvent", events.FieldError{Field: "body", Reason: err.Error()})
 			return
 		}
 		l := log.Info().Str("id", e.ID()).Str("type", e.Type()).Str("source", e.Source())
@@ -163,12 +165,6 @@ func EventDisplay(log zerolog.Logger) http.Handler {
 		mu.Unlock()
 		w.WriteHeader(http.StatusAccepted)
 	})
-}
-
-func displayError(w http.ResponseWriter, code int, field, reason string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": reason, "field": field})
 }
 
 func jsonOrString(b []byte) []byte {
