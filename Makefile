@@ -86,7 +86,7 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 30s)
 	$(GO) test ./local/broker -run '^$$' -fuzz FuzzBinaryFastPath -fuzztime $${FUZZTIME:-30s}
 
 .PHONY: bench-broker
-bench-broker: ## Broker throughput (1 and 8 triggers) and latency at 1,000 events/s, beside direct sdk-go POSTs and a relay that stores nothing
+bench-broker: ## Broker throughput (1 and 8 triggers, CPU per event) and latency at 1,000 events/s, beside direct sdk-go POSTs, a relay that stores nothing and the store alone
 	$(GO) test ./local/broker -run '^$$' -bench 'BenchmarkThroughput' -benchtime 20000x -count $${COUNT:-3}
 	$(GO) test ./local/broker -run '^$$' -bench 'BenchmarkLatency' -benchtime 5000x -count $${COUNT:-3}
 

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -13,12 +14,15 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2"
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/valyala/fasthttp"
 )
 
@@ -122,10 +126,69 @@ func waitCount(b *testing.B, what string, get func() int64, want int64) {
 	}
 }
 
+// cpuMeter measures the CPU time (user and system) this process and a
+// helper process (the broker or the relay) spend over a run. With every
+// process sharing two cores, the rates follow from these costs: a broker
+// reaches half the direct rate only if the harness and the broker together
+// spend at most twice what the harness spends per event sent direct.
+type cpuMeter struct {
+	pid         int // the helper; 0 or this process's pid: none
+	self, other time.Duration
+}
+
+func startCPU(b *testing.B, pid int) *cpuMeter {
+	m := &cpuMeter{pid: pid}
+	m.self = selfCPU(b)
+	if m.hasOther() {
+		m.other = procCPU(b, pid)
+	}
+	return m
+}
+
+func (m *cpuMeter) hasOther() bool { return m.pid != 0 && m.pid != os.Getpid() }
+
+// report adds harness-cpu-us/event and, with a helper, <helper>-cpu-us/event.
+func (m *cpuMeter) report(b *testing.B, helper string, events int) {
+	per := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(events) }
+	b.ReportMetric(per(selfCPU(b)-m.self), "harness-cpu-us/event")
+	if m.hasOther() {
+		b.ReportMetric(per(procCPU(b, m.pid)-m.other), helper+"-cpu-us/event")
+	}
+}
+
+func selfCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procCPU reads utime and stime of a process from /proc/PID/stat, in the
+// kernel's USER_HZ ticks (100 a second on Linux).
+func procCPU(b *testing.B, pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Fields after the command name, which is in parentheses: state is
+	// field 3, utime 14 and stime 15.
+	f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+1:]))
+	if len(f) < 13 {
+		b.Fatalf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		b.Fatalf("/proc/%d/stat: %v %v", pid, err1, err2)
+	}
+	return time.Duration(utime+stime) * (time.Second / 100)
+}
+
 // benchBroker runs the broker in a process of its own, as vp broker runs
 // it, so that it has its own heap and collector beside the harness's
 // senders and subscribers (the peer brokers were measured the same way).
-func benchBroker(b *testing.B, subs []*benchSubscriber) string {
+func benchBroker(b *testing.B, subs []*benchSubscriber) (url string, pid int) {
 	var y strings.Builder
 	for i, s := range subs {
 		y.WriteString(fmt.Sprintf("---\napiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata: {name: t%d}\nspec:\n  subscriber: {uri: %q}\n", i, s.URL))
@@ -136,8 +199,8 @@ func benchBroker(b *testing.B, subs []*benchSubscriber) string {
 		if err := os.WriteFile(triggers, []byte(y.String()), 0o644); err != nil {
 			b.Fatal(err)
 		}
-		_, base := startHelper(b, "VP_HELPER_DATA="+filepath.Join(dir, "data"), "VP_HELPER_TRIGGERS="+triggers)
-		return base + "/default/default"
+		cmd, base := startHelper(b, "VP_HELPER_DATA="+filepath.Join(dir, "data"), "VP_HELPER_TRIGGERS="+triggers)
+		return base + "/default/default", cmd.Process.Pid
 	}
 	trs, err := ParseTriggers("bench.yaml", []byte(y.String()))
 	if err != nil {
@@ -154,16 +217,16 @@ func benchBroker(b *testing.B, subs []*benchSubscriber) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	go br.Serve(ctx, ln)
 	b.Cleanup(func() { cancel(); br.Close() })
-	return "http://" + ln.Addr().String() + "/default/default"
+	return "http://" + ln.Addr().String() + "/default/default", os.Getpid()
 }
 
 // benchRelay runs the floor any broker with two HTTP hops stands on: a
 // process of its own that forwards each request to the subscriber as it
 // comes, on the same HTTP stack as the broker, and answers once the
 // subscriber has. It stores nothing, parses no event and checks nothing.
-func benchRelay(b *testing.B, s *benchSubscriber) string {
-	_, base := startHelper(b, "VP_HELPER_RELAY="+s.URL)
-	return base + "/default/default"
+func benchRelay(b *testing.B, s *benchSubscriber) (url string, pid int) {
+	cmd, base := startHelper(b, "VP_HELPER_RELAY="+s.URL)
+	return base + "/default/default", cmd.Process.Pid
 }
 
 // serveRelay is the relay's process (see benchRelay).
@@ -202,34 +265,45 @@ func serveRelay(target string) {
 
 // BenchmarkThroughput reports events/s delivered: straight to the
 // subscriber (the baseline), through a relay that stores nothing (the floor
-// of two HTTP hops), and through the broker to 1 and 8 triggers.
+// of two HTTP hops), and through the broker to 1 and 8 triggers; and the
+// broker's store alone, with no HTTP. Each reports the CPU each event cost
+// the harness (senders and subscribers) and the helper process.
 func BenchmarkThroughput(b *testing.B) {
 	b.Run("direct", func(b *testing.B) {
 		s := newBenchSubscriber(b)
 		c := benchClient(b)
 		b.ResetTimer()
+		cpu := startCPU(b, 0)
 		sendAll(b, c, s.URL, b.N)
 		waitCount(b, "direct", s.n.Load, int64(b.N))
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		cpu.report(b, "", b.N)
 	})
 	// The two-hop floor: a relay that stores nothing (see benchRelay).
 	b.Run("relay", func(b *testing.B) {
 		s := newBenchSubscriber(b)
-		url := benchRelay(b, s)
+		url, pid := benchRelay(b, s)
 		c := benchClient(b)
 		b.ResetTimer()
+		cpu := startCPU(b, pid)
 		sendAll(b, c, url, b.N)
 		waitCount(b, "relay", s.n.Load, int64(b.N))
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		cpu.report(b, "relay", b.N)
 	})
+	// The store alone (see benchStore): what JetStream costs the broker
+	// per event, without either HTTP hop.
+	b.Run("store-only", benchStore)
 	// No trigger: the ingress alone (JetStream keeps nothing no consumer
 	// wants), for where the time goes.
 	b.Run("broker-ingress-only", func(b *testing.B) {
-		url := benchBroker(b, nil)
+		url, pid := benchBroker(b, nil)
 		c := benchClient(b)
 		b.ResetTimer()
+		cpu := startCPU(b, pid)
 		sendAll(b, c, url, b.N)
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ingress-events/s")
+		cpu.report(b, "broker", b.N)
 	})
 	for _, n := range []int{1, 8} {
 		b.Run(fmt.Sprintf("broker-%dtriggers", n), func(b *testing.B) {
@@ -237,9 +311,10 @@ func BenchmarkThroughput(b *testing.B) {
 			for i := range subs {
 				subs[i] = newBenchSubscriber(b)
 			}
-			url := benchBroker(b, subs)
+			url, pid := benchBroker(b, subs)
 			c := benchClient(b)
 			b.ResetTimer()
+			cpu := startCPU(b, pid)
 			sendAll(b, c, url, b.N)
 			ingress := b.Elapsed()
 			for i, s := range subs {
@@ -248,8 +323,101 @@ func BenchmarkThroughput(b *testing.B) {
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "deliveries/s")
 			b.ReportMetric(float64(b.N)/ingress.Seconds(), "ingress-events/s")
+			cpu.report(b, "broker", b.N)
 		})
 	}
+}
+
+// benchStore drives the broker's store in this process with no HTTP on
+// either side: benchSenders goroutines store binary-mode events as the
+// ingress does (its header mapping and publish), and one trigger's durable
+// consumer, configured as the broker configures it, takes and acknowledges
+// each.
+func benchStore(b *testing.B) {
+	ctx := context.Background()
+	br, err := New(ctx, WithDataDir(b.TempDir()), WithParallelism(64))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { br.Close() })
+	trs, err := ParseTriggers("store.yaml", []byte("apiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata: {name: store}\nspec:\n  subscriber: {uri: \"http://127.0.0.1:9/\"}\n"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	tc, err := compileTrigger(trs[0], br.o.delivery)
+	if err != nil {
+		b.Fatal(err)
+	}
+	stream, err := br.js.Stream(ctx, streamName)
+	if err != nil {
+		b.Fatal(err)
+	}
+	d, err := newDispatcher(ctx, br, stream, tc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	it, err := d.cons.Messages(jetstream.PullMaxMessages(br.o.parallelism))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer it.Stop()
+	data := benchEvent(0, false).Data()
+	b.ResetTimer()
+	cpu := startCPU(b, 0)
+	consumed := make(chan error, 1)
+	go func() {
+		for range b.N {
+			msg, err := it.Next()
+			if err != nil {
+				consumed <- err
+				return
+			}
+			if err := msg.Ack(); err != nil {
+				consumed <- err
+				return
+			}
+		}
+		consumed <- nil
+	}()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range benchSenders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > int64(b.N) {
+					return
+				}
+				h := http.Header{
+					hdrSpecVersion: {"1.0"},
+					hdrID:          {strconv.FormatInt(i, 10) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)},
+					hdrSource:      {"/bench"},
+					hdrType:        {"dev.visionplatform.run.progress"},
+					hdrContentType: {"application/json"},
+				}
+				nh, fields, ok := binaryHeaders(h, data)
+				if !ok || len(fields) > 0 {
+					b.Errorf("binary headers: %v %v", ok, fields)
+					return
+				}
+				if _, err := br.publish(ctx, "default", "default", []*nats.Msg{{Header: nh, Data: data}}); err != nil {
+					b.Errorf("publish: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if b.Failed() {
+		it.Stop() // a sender gave up: the consumer would wait for ever
+	}
+	if err := <-consumed; err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	cpu.report(b, "", b.N)
 }
 
 // BenchmarkLatency sends b.N events at 1,000 events/s and reports the p50
@@ -295,11 +463,13 @@ func BenchmarkLatency(b *testing.B) {
 	})
 	b.Run("relay", func(b *testing.B) {
 		s := newBenchSubscriber(b)
-		run(b, s, benchRelay(b, s))
+		url, _ := benchRelay(b, s)
+		run(b, s, url)
 	})
 	b.Run("broker", func(b *testing.B) {
 		s := newBenchSubscriber(b)
-		run(b, s, benchBroker(b, []*benchSubscriber{s}))
+		url, _ := benchBroker(b, []*benchSubscriber{s})
+		run(b, s, url)
 	})
 }
 
