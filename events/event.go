@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"regexp"
 	"strings"
 	"time"
@@ -157,6 +158,7 @@ func Validate(e event.Event) error {
 		f.at("data").add(field, "%s", reason)
 		return f.err()
 	}
+	checkTags(reflect.ValueOf(p).Elem(), f.at("data"))
 	p.validate(f.at("data"))
 	if j := p.JobID(); j != "" {
 		if got, _ := e.Extensions()[ExtJobID].(string); got != j {

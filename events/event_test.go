@@ -102,9 +102,23 @@ func TestDeterministicIDs(t *testing.T) {
 		t.Errorf("different object versions gave the same id %q", a.DeterministicID())
 	}
 	j1, j2 := job(), job()
-	j2.Hyperparameters.Extra = map[string]any{"a": "x", "b": 1.0} // same map, other literal order
-	if JobID(j1.Dataset.Digest, j1.Model, j1.Hyperparameters) != JobID(j2.Dataset.Digest, j2.Model, j2.Hyperparameters) {
-		t.Error("JobID depends on map order")
+	// Another system writes the same hyperparameters with its keys in
+	// another order, other spacing and other number spellings: same job.
+	var hp1, hp2 Hyperparameters
+	for doc, hp := range map[string]*Hyperparameters{
+		`{"epochs":2,"batchSize":8,"learningRate":0.01,"extra":{"b":1,"a":{"y":[1,2],"x":"s"}}}`:                                     &hp1,
+		`{ "extra" : { "a" : { "x" : "s", "y" : [ 1.0, 2e0 ] }, "b" : 1.0 }, "learningRate" : 1e-2, "batchSize" : 8, "epochs" : 2 }`: &hp2,
+	} {
+		if err := json.Unmarshal([]byte(doc), hp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a, b := JobID(j1.Dataset.Digest, j1.Model, hp1), JobID(j1.Dataset.Digest, j1.Model, hp2); a != b {
+		t.Errorf("JobID of the same hyperparameters written two ways = %s and %s", a, b)
+	}
+	hp2.Extra["b"] = 2.0
+	if JobID(j1.Dataset.Digest, j1.Model, hp1) == JobID(j1.Dataset.Digest, j1.Model, hp2) {
+		t.Error("JobID ignores extra settings")
 	}
 	j2.Hyperparameters.Epochs = 3
 	if JobID(j1.Dataset.Digest, j1.Model, j1.Hyperparameters) == JobID(j2.Dataset.Digest, j2.Model, j2.Hyperparameters) {
@@ -123,14 +137,19 @@ func TestValidateNamesEveryBadField(t *testing.T) {
 		e.SetID("1")
 		e.SetSource("/t")
 		e.SetType(string(typ))
-		_ = e.SetData(ContentType, []byte(data))
+		if err := e.SetData(ContentType, []byte(data)); err != nil {
+			t.Fatal(err)
+		}
 		if mut != nil {
 			mut(&e)
 		}
 		return e
 	}
 	good := func() string {
-		e, _ := New(context.Background(), "/t", dataset())
+		e, err := New(context.Background(), "/t", dataset())
+		if err != nil {
+			t.Fatal(err)
+		}
 		return string(e.Data())
 	}()
 	cases := []struct {

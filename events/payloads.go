@@ -1,7 +1,6 @@
 package events
 
 import (
-	"regexp"
 	"strings"
 	"time"
 )
@@ -43,34 +42,18 @@ var (
 	tasks    = []string{TaskClassification, TaskDetection, TaskSegmentation, TaskPose}
 	formats  = []string{FormatImageFolder, FormatYOLO, FormatCOCO}
 	statuses = []string{StatusSucceeded, StatusFailed, StatusCancelled}
-
-	digestRE    = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
-	hexRE       = regexp.MustCompile(`^[a-f0-9]{64}$`)
-	jobIDRE     = regexp.MustCompile(`^job-[a-f0-9]{20}$`)
-	bucketRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
-	modelNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 )
 
 // DatasetRef locates one version of a dataset in object storage.
 type DatasetRef struct {
-	Bucket string `json:"bucket" desc:"bucket holding the dataset" schema:"pattern=^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"`
+	Bucket string `json:"bucket" desc:"bucket holding the dataset" schema:"pattern=@bucket"`
 	Prefix string `json:"prefix" desc:"key prefix of the dataset version, ending in /" schema:"minLength=1"`
-	Digest string `json:"digest" desc:"content digest of the manifest and every file it lists" schema:"pattern=^sha256:[a-f0-9]{64}$"`
-	Task   string `json:"task" desc:"what the dataset is labelled for" schema:"enum=classification|detection|segmentation|pose"`
-	Format string `json:"format" desc:"the on-disk layout of the dataset" schema:"enum=imagefolder|yolo|coco"`
+	Digest string `json:"digest" desc:"content digest of the manifest and every file it lists" schema:"pattern=@digest"`
+	Task   string `json:"task" desc:"what the dataset is labelled for" schema:"enum=@task"`
+	Format string `json:"format" desc:"the on-disk layout of the dataset" schema:"enum=@format"`
 }
 
-func (d DatasetRef) validate(f fields) {
-	if !bucketRE.MatchString(d.Bucket) {
-		f.add("bucket", "%q is not a valid bucket name", d.Bucket)
-	}
-	f.required("prefix", d.Prefix)
-	if !digestRE.MatchString(d.Digest) {
-		f.add("digest", "%q is not sha256:<64 hex>", d.Digest)
-	}
-	f.oneOf("task", d.Task, tasks...)
-	f.oneOf("format", d.Format, formats...)
-}
+func (DatasetRef) validate(fields) {}
 
 // DatasetUploadedData says that a complete dataset version is in storage.
 type DatasetUploadedData struct {
@@ -92,18 +75,8 @@ func (d DatasetUploadedData) Subject() string {
 func (d DatasetUploadedData) DeterministicID() string {
 	return DatasetUploadedID(d.Bucket, d.Manifest, d.VersionID, d.Digest)
 }
-func (DatasetUploadedData) JobID() string { return "" }
-func (d DatasetUploadedData) validate(f fields) {
-	d.DatasetRef.validate(f)
-	f.required("name", d.Name)
-	f.required("manifest", d.Manifest)
-	if d.Files < 1 {
-		f.add("files", "must be at least 1, got %d", d.Files)
-	}
-	if d.Bytes < 0 {
-		f.add("bytes", "must not be negative, got %d", d.Bytes)
-	}
-}
+func (DatasetUploadedData) JobID() string   { return "" }
+func (DatasetUploadedData) validate(fields) {}
 
 // DatasetRejectedData says that a dataset failed validation.
 type DatasetRejectedData struct {
@@ -118,34 +91,16 @@ func (d DatasetRejectedData) Subject() string { return d.Bucket + "/" + d.Manife
 func (d DatasetRejectedData) DeterministicID() string {
 	return hashID("rej", d.Bucket, d.Manifest, d.VersionID)
 }
-func (DatasetRejectedData) JobID() string { return "" }
-func (d DatasetRejectedData) validate(f fields) {
-	f.required("bucket", d.Bucket)
-	f.required("manifest", d.Manifest)
-	if len(d.Reasons) == 0 {
-		f.add("reasons", "at least one reason is required")
-	}
-	for i, r := range d.Reasons {
-		f.at("reasons").index(i).required("reason", r.Reason)
-	}
-}
+func (DatasetRejectedData) JobID() string   { return "" }
+func (DatasetRejectedData) validate(fields) {}
 
 // ModelRef names a model of the catalog.
 type ModelRef struct {
-	Framework string `json:"framework" desc:"framework image the model trains in (timm, ultralytics, huggingface, torchvision, custom, ...)" schema:"minLength=1"`
-	Name      string `json:"name" desc:"model name within the framework" schema:"minLength=1"`
+	Framework string `json:"framework" desc:"framework image the model trains in (timm, ultralytics, huggingface, torchvision, custom, ...)" schema:"pattern=@name"`
+	Name      string `json:"name" desc:"model name within the framework" schema:"pattern=@name"`
 }
 
 func (m ModelRef) String() string { return m.Framework + "/" + m.Name }
-
-func (m ModelRef) validate(f fields) {
-	if !modelNameRE.MatchString(m.Framework) {
-		f.add("framework", "%q is not a framework name", m.Framework)
-	}
-	if !modelNameRE.MatchString(m.Name) {
-		f.add("name", "%q is not a model name", m.Name)
-	}
-}
 
 // Hyperparameters of a training run. Extra carries framework-specific
 // settings through unchanged.
@@ -159,43 +114,17 @@ type Hyperparameters struct {
 	Extra        map[string]any `json:"extra,omitempty" desc:"framework-specific settings"`
 }
 
-func (h Hyperparameters) validate(f fields) {
-	if h.Epochs < 1 {
-		f.add("epochs", "must be at least 1, got %d", h.Epochs)
-	}
-	if h.BatchSize < 1 {
-		f.add("batchSize", "must be at least 1, got %d", h.BatchSize)
-	}
-	if !(h.LearningRate > 0) {
-		f.add("learningRate", "must be greater than 0, got %v", h.LearningRate)
-	}
-	if h.ImageSize != 0 && h.ImageSize < 8 {
-		f.add("imageSize", "must be at least 8, got %d", h.ImageSize)
-	}
-}
-
 // Resources a run asks for.
 type Resources struct {
 	GPUs     int    `json:"gpus" desc:"number of GPUs (0 for CPU)" schema:"minimum=0"`
 	CPU      string `json:"cpu,omitempty" desc:"CPU limit, Kubernetes quantity"`
 	Memory   string `json:"memory,omitempty" desc:"memory limit, Kubernetes quantity"`
-	Executor string `json:"executor,omitempty" desc:"executor to use; empty means auto" schema:"enum=|auto|process|docker|kubernetes"`
-}
-
-func (r Resources) validate(f fields) {
-	if r.GPUs < 0 {
-		f.add("gpus", "must not be negative, got %d", r.GPUs)
-	}
-	switch r.Executor {
-	case "", "auto", "process", "docker", "kubernetes":
-	default:
-		f.add("executor", "%q is not one of auto, process, docker, kubernetes", r.Executor)
-	}
+	Executor string `json:"executor,omitempty" desc:"executor to use; empty means auto" schema:"enum=@executorChoice"`
 }
 
 // JobRequestedData asks for model Model to be trained on Dataset.
 type JobRequestedData struct {
-	ID              string          `json:"jobId" desc:"job id: a hash of dataset digest, model and hyperparameters" schema:"pattern=^job-[a-f0-9]{20}$"`
+	ID              string          `json:"jobId" desc:"job id: a hash of dataset digest, model and hyperparameters" schema:"pattern=@jobID"`
 	Dataset         DatasetRef      `json:"dataset" desc:"the dataset version to train on"`
 	Model           ModelRef        `json:"model" desc:"the model to train"`
 	Hyperparameters Hyperparameters `json:"hyperparameters" desc:"training settings"`
@@ -208,13 +137,7 @@ func (j JobRequestedData) Subject() string         { return j.ID }
 func (j JobRequestedData) DeterministicID() string { return j.ID }
 func (j JobRequestedData) JobID() string           { return j.ID }
 func (j JobRequestedData) validate(f fields) {
-	j.Dataset.validate(f.at("dataset"))
-	j.Model.validate(f.at("model"))
-	j.Hyperparameters.validate(f.at("hyperparameters"))
-	j.Resources.validate(f.at("resources"))
-	if !jobIDRE.MatchString(j.ID) {
-		f.add("jobId", "%q is not job-<20 hex>", j.ID)
-	} else if len(*f.errs) == 0 {
+	if len(*f.errs) == 0 {
 		if want := JobID(j.Dataset.Digest, j.Model, j.Hyperparameters); want != j.ID {
 			f.add("jobId", "%q does not match dataset digest, model and hyperparameters (want %s)", j.ID, want)
 		}
@@ -223,7 +146,7 @@ func (j JobRequestedData) validate(f fields) {
 
 // Layer describes one layer of a built image.
 type Layer struct {
-	Digest    string `json:"digest" desc:"compressed layer digest" schema:"pattern=^sha256:[a-f0-9]{64}$"`
+	Digest    string `json:"digest" desc:"compressed layer digest" schema:"pattern=@digest"`
 	Size      int64  `json:"size" desc:"compressed size in bytes" schema:"minimum=0"`
 	MediaType string `json:"mediaType,omitempty" desc:"layer media type"`
 	Reused    bool   `json:"reused,omitempty" desc:"the registry already had the blob"`
@@ -231,9 +154,9 @@ type Layer struct {
 
 // ImageBuiltData says that the framework image for a job exists.
 type ImageBuiltData struct {
-	Job         string  `json:"jobId" desc:"the job the image was built for" schema:"pattern=^job-[a-f0-9]{20}$"`
+	Job         string  `json:"jobId" desc:"the job the image was built for" schema:"pattern=@jobID"`
 	Framework   string  `json:"framework" desc:"framework image spec name" schema:"minLength=1"`
-	Reference   string  `json:"reference" desc:"image reference by digest (repo@sha256:...)" schema:"pattern=@sha256:[a-f0-9]{64}$"`
+	Reference   string  `json:"reference" desc:"image reference by digest (repo@sha256:...)" schema:"pattern=@refByDigest"`
 	Layers      []Layer `json:"layers" desc:"the image's layers, base first"`
 	BytesPushed int64   `json:"bytesPushed" desc:"bytes uploaded to the registry" schema:"minimum=0"`
 	BytesReused int64   `json:"bytesReused" desc:"bytes the registry already had" schema:"minimum=0"`
@@ -245,24 +168,11 @@ func (ImageBuiltData) EventType() Type           { return ImageBuilt }
 func (d ImageBuiltData) Subject() string         { return d.Job }
 func (d ImageBuiltData) DeterministicID() string { return hashID("img", d.Job, d.Reference) }
 func (d ImageBuiltData) JobID() string           { return d.Job }
-func (d ImageBuiltData) validate(f fields) {
-	if !jobIDRE.MatchString(d.Job) {
-		f.add("jobId", "%q is not job-<20 hex>", d.Job)
-	}
-	f.required("framework", d.Framework)
-	if i := strings.LastIndex(d.Reference, "@"); i <= 0 || !digestRE.MatchString(d.Reference[i+1:]) {
-		f.add("reference", "%q is not a reference by digest", d.Reference)
-	}
-	for i, l := range d.Layers {
-		if !digestRE.MatchString(l.Digest) {
-			f.at("layers").index(i).add("digest", "%q is not sha256:<64 hex>", l.Digest)
-		}
-	}
-}
+func (ImageBuiltData) validate(fields)           {}
 
 // ImageFailedData says that the image for a job could not be built.
 type ImageFailedData struct {
-	Job       string `json:"jobId" desc:"the job the image was for" schema:"pattern=^job-[a-f0-9]{20}$"`
+	Job       string `json:"jobId" desc:"the job the image was for" schema:"pattern=@jobID"`
 	Framework string `json:"framework" desc:"framework image spec name" schema:"minLength=1"`
 	Reason    string `json:"reason" desc:"short machine-readable cause" schema:"minLength=1"`
 	Message   string `json:"message" desc:"what went wrong, for people"`
@@ -272,42 +182,28 @@ func (ImageFailedData) EventType() Type           { return ImageFailed }
 func (d ImageFailedData) Subject() string         { return d.Job }
 func (d ImageFailedData) DeterministicID() string { return "" }
 func (d ImageFailedData) JobID() string           { return d.Job }
-func (d ImageFailedData) validate(f fields) {
-	if !jobIDRE.MatchString(d.Job) {
-		f.add("jobId", "%q is not job-<20 hex>", d.Job)
-	}
-	f.required("framework", d.Framework)
-	f.required("reason", d.Reason)
-}
+func (ImageFailedData) validate(fields)           {}
 
 // RunStartedData says that a run was launched. It carries the whole job, so
 // the run agent needs nothing else to start.
 type RunStartedData struct {
 	Job      JobRequestedData `json:"job" desc:"the job being run"`
 	RunID    string           `json:"runId" desc:"run id; a restarted run keeps it and resumes" schema:"minLength=1"`
-	Image    string           `json:"image" desc:"image reference by digest" schema:"minLength=1"`
-	Executor string           `json:"executor" desc:"executor that launched the run" schema:"enum=process|docker|kubernetes"`
+	Image    string           `json:"image" desc:"image reference by digest (the process executor, which runs the host's agent, may name it otherwise)" schema:"minLength=1"`
+	Executor string           `json:"executor" desc:"executor that launched the run" schema:"enum=@executor"`
 	GPUs     []string         `json:"gpus,omitempty" desc:"GPU ids assigned to the run"`
-	Output   string           `json:"output" desc:"s3:// URI prefix where artifacts go" schema:"pattern=^s3://"`
+	Output   string           `json:"output" desc:"s3:// URI prefix where artifacts go" schema:"pattern=@s3URI"`
 }
 
 func (RunStartedData) EventType() Type           { return RunStarted }
 func (d RunStartedData) Subject() string         { return d.RunID }
 func (d RunStartedData) DeterministicID() string { return hashID("start", d.RunID) }
 func (d RunStartedData) JobID() string           { return d.Job.ID }
-func (d RunStartedData) validate(f fields) {
-	d.Job.validate(f.at("job"))
-	f.required("runId", d.RunID)
-	f.required("image", d.Image)
-	f.oneOf("executor", d.Executor, "process", "docker", "kubernetes")
-	if !strings.HasPrefix(d.Output, "s3://") {
-		f.add("output", "%q is not an s3:// URI", d.Output)
-	}
-}
+func (d RunStartedData) validate(f fields)       { d.Job.validate(f.at("job")) }
 
 // RunProgressData carries the metrics of one epoch or step.
 type RunProgressData struct {
-	Job     string             `json:"jobId" desc:"the job" schema:"pattern=^job-[a-f0-9]{20}$"`
+	Job     string             `json:"jobId" desc:"the job" schema:"pattern=@jobID"`
 	RunID   string             `json:"runId" desc:"the run" schema:"minLength=1"`
 	Epoch   int                `json:"epoch" desc:"epoch, from 1" schema:"minimum=0"`
 	Step    int64              `json:"step" desc:"global step" schema:"minimum=0"`
@@ -322,16 +218,6 @@ func (d RunProgressData) DeterministicID() string {
 }
 func (d RunProgressData) JobID() string { return d.Job }
 func (d RunProgressData) validate(f fields) {
-	if !jobIDRE.MatchString(d.Job) {
-		f.add("jobId", "%q is not job-<20 hex>", d.Job)
-	}
-	f.required("runId", d.RunID)
-	if d.Epoch < 0 {
-		f.add("epoch", "must not be negative")
-	}
-	if d.Step < 0 {
-		f.add("step", "must not be negative")
-	}
 	if d.Time.IsZero() {
 		f.add("time", "required")
 	}
@@ -340,16 +226,16 @@ func (d RunProgressData) validate(f fields) {
 // Artifact is one file a run produced.
 type Artifact struct {
 	Name   string `json:"name" desc:"file name relative to the output directory" schema:"minLength=1"`
-	URI    string `json:"uri" desc:"s3:// URI of the object" schema:"pattern=^s3://"`
-	SHA256 string `json:"sha256" desc:"hex sha256 of the content" schema:"pattern=^[a-f0-9]{64}$"`
+	URI    string `json:"uri" desc:"s3:// URI of the object" schema:"pattern=@s3URI"`
+	SHA256 string `json:"sha256" desc:"hex sha256 of the content" schema:"pattern=@hex64"`
 	Size   int64  `json:"size" desc:"size in bytes" schema:"minimum=0"`
 }
 
 // RunFinishedData is the one ending of a run.
 type RunFinishedData struct {
-	Job             string             `json:"jobId" desc:"the job" schema:"pattern=^job-[a-f0-9]{20}$"`
+	Job             string             `json:"jobId" desc:"the job" schema:"pattern=@jobID"`
 	RunID           string             `json:"runId" desc:"the run" schema:"minLength=1"`
-	Status          string             `json:"status" desc:"how the run ended" schema:"enum=succeeded|failed|cancelled"`
+	Status          string             `json:"status" desc:"how the run ended" schema:"enum=@status"`
 	Reason          string             `json:"reason,omitempty" desc:"why it failed or was cancelled"`
 	Metrics         map[string]float64 `json:"metrics,omitempty" desc:"final metrics"`
 	Artifacts       []Artifact         `json:"artifacts,omitempty" desc:"files produced, with digests"`
@@ -363,26 +249,8 @@ func (d RunFinishedData) Subject() string         { return d.RunID }
 func (d RunFinishedData) DeterministicID() string { return hashID("fin", d.RunID) }
 func (d RunFinishedData) JobID() string           { return d.Job }
 func (d RunFinishedData) validate(f fields) {
-	if !jobIDRE.MatchString(d.Job) {
-		f.add("jobId", "%q is not job-<20 hex>", d.Job)
-	}
-	f.required("runId", d.RunID)
-	f.oneOf("status", d.Status, statuses...)
 	if d.Status != StatusSucceeded && d.Status != "" && d.Reason == "" {
 		f.add("reason", "required when status is %s", d.Status)
-	}
-	if d.DurationSeconds < 0 {
-		f.add("durationSeconds", "must not be negative")
-	}
-	for i, a := range d.Artifacts {
-		g := f.at("artifacts").index(i)
-		g.required("name", a.Name)
-		if !strings.HasPrefix(a.URI, "s3://") {
-			g.add("uri", "%q is not an s3:// URI", a.URI)
-		}
-		if !hexRE.MatchString(a.SHA256) {
-			g.add("sha256", "%q is not 64 hex digits", a.SHA256)
-		}
 	}
 }
 

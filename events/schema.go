@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -142,19 +141,16 @@ func structSchema(t reflect.Type) ordered {
 
 func constraints(tag string) ordered {
 	var out ordered
-	if tag == "" {
-		return out
-	}
-	for _, c := range strings.Split(tag, ";") {
-		k, v, _ := strings.Cut(c, "=")
-		switch k {
+	for _, r := range parseTag(tag) {
+		switch r.key {
 		case "enum":
-			out = append(out, kv{k, strings.Split(v, "|")})
+			out = append(out, kv{r.key, enum(r.val)})
+		case "pattern":
+			out = append(out, kv{r.key, pattern(r.val).re.String()})
 		case "minimum", "exclusiveMinimum", "minLength", "minItems":
-			n, _ := strconv.ParseFloat(v, 64)
-			out = append(out, kv{k, n})
+			out = append(out, kv{r.key, float(r.val)})
 		default:
-			out = append(out, kv{k, v})
+			out = append(out, kv{r.key, r.val})
 		}
 	}
 	return out

@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -45,9 +46,12 @@ func FuzzFilters(f *testing.F) {
 			if m.Match(e) != c.want {
 				t.Fatalf("%+v on %q=%q: Match = %v, want %v", c.f, attr, got, !c.want, c.want)
 			}
-			n, _ := Compile(nil, []Filter{{Not: &c.f}})
-			a, _ := Compile(nil, []Filter{{All: []Filter{c.f}}})
-			o, _ := Compile(nil, []Filter{{Any: []Filter{c.f}}})
+			n, errN := Compile(nil, []Filter{{Not: &c.f}})
+			a, errA := Compile(nil, []Filter{{All: []Filter{c.f}}})
+			o, errO := Compile(nil, []Filter{{Any: []Filter{c.f}}})
+			if err := errors.Join(errN, errA, errO); err != nil {
+				t.Fatalf("Compile(not/all/any of %+v) = %v", c.f, err)
+			}
 			if n.Match(e) == c.want || a.Match(e) != c.want || o.Match(e) != c.want {
 				t.Fatalf("not/all/any disagree with %+v", c.f)
 			}

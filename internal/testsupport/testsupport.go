@@ -266,3 +266,26 @@ func WaitHTTP(t testing.TB, url string, timeout time.Duration) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Integration marks an integration test (real servers, processes, Python):
+// it skips under go test -short, which make test-short runs for a quick
+// unit-only loop. make test never passes -short.
+func Integration(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: skipped under -short (make test runs it)")
+	}
+}
+
+// Eventually polls cond every 10 ms until it holds, and fails the test,
+// naming what it waited for, once timeout has passed.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
