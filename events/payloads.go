@@ -144,6 +144,23 @@ func (j JobRequestedData) validate(f fields) {
 	}
 }
 
+// JobCancelledData asks for a job to be cancelled: a queued run is dropped,
+// a running one stopped (its run.finished says cancelled), and a job that
+// has not started yet never starts.
+type JobCancelledData struct {
+	Job         string `json:"jobId" desc:"the job to cancel" schema:"pattern=@jobID"`
+	Reason      string `json:"reason,omitempty" desc:"why, for people"`
+	RequestedBy string `json:"requestedBy,omitempty" desc:"who or what asked"`
+}
+
+func (JobCancelledData) EventType() Type   { return JobCancelled }
+func (d JobCancelledData) Subject() string { return d.Job }
+
+// DeterministicID makes a repeated cancel of one job one event.
+func (d JobCancelledData) DeterministicID() string { return hashID("cancel", d.Job) }
+func (d JobCancelledData) JobID() string           { return d.Job }
+func (JobCancelledData) validate(fields)           {}
+
 // Layer describes one layer of a built image.
 type Layer struct {
 	Digest    string `json:"digest" desc:"compressed layer digest" schema:"pattern=@digest"`
@@ -154,14 +171,15 @@ type Layer struct {
 
 // ImageBuiltData says that the framework image for a job exists.
 type ImageBuiltData struct {
-	Job         string  `json:"jobId" desc:"the job the image was built for" schema:"pattern=@jobID"`
-	Framework   string  `json:"framework" desc:"framework image spec name" schema:"minLength=1"`
-	Reference   string  `json:"reference" desc:"image reference by digest (repo@sha256:...)" schema:"pattern=@refByDigest"`
-	Layers      []Layer `json:"layers" desc:"the image's layers, base first"`
-	BytesPushed int64   `json:"bytesPushed" desc:"bytes uploaded to the registry" schema:"minimum=0"`
-	BytesReused int64   `json:"bytesReused" desc:"bytes the registry already had" schema:"minimum=0"`
-	CacheHit    bool    `json:"cacheHit" desc:"the image was resolved from cache without building"`
-	DurationMS  int64   `json:"durationMs" desc:"build time in milliseconds" schema:"minimum=0"`
+	Job         string           `json:"jobId" desc:"the job the image was built for" schema:"pattern=@jobID"`
+	Request     JobRequestedData `json:"job" desc:"the whole job, so that the runner needs nothing else"`
+	Framework   string           `json:"framework" desc:"framework image spec name" schema:"minLength=1"`
+	Reference   string           `json:"reference" desc:"image reference by digest (repo@sha256:...)" schema:"pattern=@refByDigest"`
+	Layers      []Layer          `json:"layers" desc:"the image's layers, base first"`
+	BytesPushed int64            `json:"bytesPushed" desc:"bytes uploaded to the registry" schema:"minimum=0"`
+	BytesReused int64            `json:"bytesReused" desc:"bytes the registry already had" schema:"minimum=0"`
+	CacheHit    bool             `json:"cacheHit" desc:"the image was resolved from cache without building"`
+	DurationMS  int64            `json:"durationMs" desc:"build time in milliseconds" schema:"minimum=0"`
 }
 
 func (ImageBuiltData) EventType() Type           { return ImageBuilt }
@@ -259,6 +277,7 @@ var registry = map[Type]func() Payload{
 	DatasetUploaded: func() Payload { return &DatasetUploadedData{} },
 	DatasetRejected: func() Payload { return &DatasetRejectedData{} },
 	JobRequested:    func() Payload { return &JobRequestedData{} },
+	JobCancelled:    func() Payload { return &JobCancelledData{} },
 	ImageBuilt:      func() Payload { return &ImageBuiltData{} },
 	ImageFailed:     func() Payload { return &ImageFailedData{} },
 	RunStarted:      func() Payload { return &RunStartedData{} },

@@ -13,6 +13,7 @@ const (
 	DatasetUploaded Type = Prefix + "dataset.uploaded"
 	DatasetRejected Type = Prefix + "dataset.rejected"
 	JobRequested    Type = Prefix + "job.requested"
+	JobCancelled    Type = Prefix + "job.cancelled"
 	ImageBuilt      Type = Prefix + "image.built"
 	ImageFailed     Type = Prefix + "image.failed"
 	RunStarted      Type = Prefix + "run.started"
@@ -37,7 +38,7 @@ const SchemaBase = "https://vision-platform.github.io/vp/events/schemas/"
 
 // Types lists the vocabulary in the order of the flow.
 func Types() []Type {
-	return []Type{DatasetUploaded, DatasetRejected, JobRequested, ImageBuilt, ImageFailed, RunStarted, RunProgress, RunFinished}
+	return []Type{DatasetUploaded, DatasetRejected, JobRequested, JobCancelled, ImageBuilt, ImageFailed, RunStarted, RunProgress, RunFinished}
 }
 
 // Short is the type without the platform prefix, e.g. "dataset.uploaded".
