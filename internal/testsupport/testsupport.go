@@ -23,7 +23,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/minio/minio-go/v7"
-	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	localminio "github.com/vision-platform/vp/local/minio"
 )
 
 // MinIO credentials of the test servers.
@@ -74,23 +75,19 @@ func cached(t testing.TB, what string, rel ...string) string {
 }
 
 // StartMinIO runs a MinIO server on a loopback port until the test ends,
-// with extra environment (webhook targets, ...).
-func StartMinIO(t testing.TB, env ...string) *MinIO {
+// with webhook targets and buckets as local/minio sets them up.
+func StartMinIO(t testing.TB, hooks ...localminio.Webhook) *MinIO {
 	t.Helper()
 	dir := t.TempDir()
-	addr, console := FreeAddr(t), FreeAddr(t)
-	cmd := exec.Command(MinIOBinary(t), "server", dir, "--address", addr, "--console-address", console, "--quiet")
-	cmd.Env = append(append(os.Environ(), "MINIO_ROOT_USER="+MinIOUser, "MINIO_ROOT_PASSWORD="+MinIOPassword, "MINIO_BROWSER=off"), env...)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	WaitHTTP(t, "http://"+addr+"/minio/health/ready", 30*time.Second)
-	c, err := minio.New(addr, &minio.Options{Creds: credentials.NewStaticV4(MinIOUser, MinIOPassword, "")})
+	s, err := localminio.Start(context.Background(), localminio.Config{
+		Binary: MinIOBinary(t), DataDir: dir, Addr: FreeAddr(t), ConsoleAddr: FreeAddr(t),
+		User: MinIOUser, Password: MinIOPassword, Webhooks: hooks,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &MinIO{Endpoint: addr, Client: c, Dir: dir}
+	t.Cleanup(s.Stop)
+	return &MinIO{Endpoint: s.Endpoint, Client: s.Client, Dir: dir}
 }
 
 // Bucket makes a bucket.
