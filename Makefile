@@ -10,6 +10,10 @@ CACHE     ?= $(HOME)/.cache/vision-platform
 TOOLS_BIN := $(CACHE)/bin
 BIN       := bin
 STATICCHECK_VERSION := v0.8.2
+RUFF_VERSION := 0.17.6
+# ruff (the Python linter and formatter) from PyPI, one directory per version.
+RUFF      := $(CACHE)/ruff/$(RUFF_VERSION)/bin/ruff
+PYTHON    ?= python3
 CONFORMANCE_VERSION := v0.0.0-20260831232431-97274622c111
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 APT_PACKAGES := docker-registry debootstrap python3-torch python3-torchvision python3-pil python3-numpy python3-pip
@@ -71,10 +75,20 @@ test-short: ## Unit tests only (integration tests skip under -short)
 	$(GO) test -short ./...
 
 .PHONY: check
-check: $(TOOLS_BIN)/staticcheck ## go vet, gofmt and staticcheck
+check: $(TOOLS_BIN)/staticcheck $(RUFF) ## go vet, gofmt, staticcheck, ruff (lint and format) on images/python
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	staticcheck ./...
+	$(RUFF) check images/python
+	$(RUFF) format --check images/python
+
+# Installed with pip --target (no virtual environment, nothing system-wide);
+# the wheel carries the static ruff binary.
+$(RUFF):
+	rm -rf $(CACHE)/ruff/$(RUFF_VERSION)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps --only-binary=:all: \
+		--target $(CACHE)/ruff/$(RUFF_VERSION) ruff==$(RUFF_VERSION)
+	@test -x $@
 
 $(TOOLS_BIN)/staticcheck:
 	GOBIN=$(TOOLS_BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

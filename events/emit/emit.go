@@ -1,24 +1,19 @@
-// Package emit builds CloudEvents from loose input (a CLI's flags, another
-// system's request) and sends them to a broker ingress.
 package emit
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"regexp"
 	"strings"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/google/uuid"
 
 	"github.com/vision-platform/vp/events"
+	"github.com/vision-platform/vp/events/sender"
 )
 
 // Options describe one event to send.
@@ -29,7 +24,7 @@ type Options struct {
 	Subject     string
 	ID          string
 	Data        string
-	DataName    string // where Data came from, for errors ("job.json", "stdin")
+	DataName    string // where Data came from, for errors ("job.json", "stdin"; default "data")
 	ContentType string
 	Extensions  []string // name=value
 	Structured  bool
@@ -40,15 +35,16 @@ var extNameRE = regexp.MustCompile(`^[a-z0-9]{1,20}$`)
 // Build makes the event. For a type of the vocabulary the data must be a
 // valid payload; the constructors then set id, subject, jobid, dataschema
 // and traceparent unless the options override them. Errors name the
-// input and field (for JSON data, the line and column).
+// input and field (for JSON data, the line and column); a bad Type or
+// Extensions value is a *FieldError.
 func Build(ctx context.Context, o Options) (event.Event, error) {
 	var e event.Event
 	if o.Type == "" {
-		return e, errors.New("--type is required")
+		return e, &FieldError{Field: "Type", Reason: "required"}
 	}
 	name := o.DataName
 	if name == "" {
-		name = "--data"
+		name = "data"
 	}
 	var opts []events.Option
 	if o.ID != "" {
@@ -60,7 +56,7 @@ func Build(ctx context.Context, o Options) (event.Event, error) {
 	for _, kv := range o.Extensions {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok || !extNameRE.MatchString(k) {
-			return e, fmt.Errorf("--ext %q: want name=value with a lower-case alphanumeric name", kv)
+			return e, &FieldError{Field: "Extensions", Value: kv, Reason: "want name=value with a lower-case alphanumeric name"}
 		}
 		opts = append(opts, events.WithExtension(k, v))
 	}
@@ -135,43 +131,20 @@ func describeJSONError(data string, err error) string {
 	return fmt.Sprintf("line %d, column %d: %v", line, col, err)
 }
 
-// HTTPError is a refusal from the ingress: its status and JSON body.
-type HTTPError struct {
-	Status int
-	Body   string
-}
+// HTTPError is a refusal from the ingress, or a delivery that failed: the
+// sender's error, with the last status and body.
+type HTTPError = sender.Error
 
-func (e *HTTPError) Error() string {
-	return fmt.Sprintf("broker answered %d: %s", e.Status, strings.TrimSpace(e.Body))
-}
-
-// Send POSTs e to a broker ingress URL, in binary mode unless structured.
+// Send posts e to a broker ingress URL with the platform's sender (its one
+// retry policy), in binary mode unless structured.
 func Send(ctx context.Context, url string, e event.Event, structured bool) error {
-	var req *http.Request
-	var err error
+	var opts []sender.Option
 	if structured {
-		b, merr := json.Marshal(e)
-		if merr != nil {
-			return fmt.Errorf("encoding event: %w", merr)
-		}
-		req, err = http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(b))
-		if err == nil {
-			req.Header.Set("Content-Type", "application/cloudevents+json")
-		}
-	} else {
-		req, err = cehttp.NewHTTPRequestFromEvent(ctx, url, e)
+		opts = append(opts, sender.WithStructured())
 	}
+	s, err := sender.New(url, opts...)
 	if err != nil {
-		return fmt.Errorf("building request to %s: %w", url, err)
+		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("sending to %s: %w", url, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode/100 != 2 {
-		return &HTTPError{Status: resp.StatusCode, Body: string(body)}
-	}
-	return nil
+	return s.Send(ctx, e)
 }

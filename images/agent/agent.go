@@ -17,10 +17,10 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	"github.com/minio/minio-go/v7"
 	"github.com/rs/zerolog"
 
 	"github.com/vision-platform/vp/events"
+	"github.com/vision-platform/vp/internal/objstore"
 )
 
 // JobSinkPath is where Knative's JobSink mounts the event of a Job.
@@ -28,7 +28,7 @@ const JobSinkPath = "/etc/jobsink-event/event"
 
 // Config is what the agent needs besides its run request.
 type Config struct {
-	Store   *minio.Client
+	Store   objstore.Store
 	Sink    *Sink
 	WorkDir string
 	// Python runs the SDK (default python3); Env is added to the adapter's
@@ -43,7 +43,10 @@ type Config struct {
 	Progress time.Duration // least time between run.progress events (default 1 s)
 	Poll     time.Duration // how often checkpoints are looked for (default 2 s)
 	Source   string        // CloudEvent source (default /vp/agent)
-	Log      zerolog.Logger
+	// MaxManifestSize caps the dataset manifest the agent reads (default
+	// DefaultMaxManifestSize, 64 MiB).
+	MaxManifestSize int64
+	Log             zerolog.Logger
 }
 
 func (c *Config) defaults() {
@@ -67,6 +70,9 @@ func (c *Config) defaults() {
 	}
 	if c.Source == "" {
 		c.Source = "/vp/agent"
+	}
+	if c.MaxManifestSize <= 0 {
+		c.MaxManifestSize = DefaultMaxManifestSize
 	}
 }
 
@@ -92,9 +98,6 @@ func LoadRequest(path string, stdin io.Reader) (event.Event, error) {
 	}
 	return e, nil
 }
-
-// ErrBadRequest marks a run request the agent cannot act on.
-var ErrBadRequest = errors.New("bad run request")
 
 // Run carries out the run in request and returns its ending, which it has
 // also sent as run.finished (exactly once, whatever happened). Cancelling
@@ -153,7 +156,7 @@ func (r *run) do(ctx context.Context) (fin events.RunFinishedData) {
 		}
 		return fin
 	}
-	out, err := ParseS3(r.req.Output)
+	out, err := objstore.ParseURI(r.req.Output)
 	if err != nil {
 		return fail(events.StatusFailed, err.Error())
 	}
@@ -189,7 +192,9 @@ func (r *run) do(ctx context.Context) (fin events.RunFinishedData) {
 	}()
 
 	r.logf("vp-agent: run %s of job %s: %s on %s", r.req.RunID, r.req.Job.ID, r.req.Job.Model, r.req.Job.Dataset.Prefix)
-	_, stats, err := Download(ctx, r.c.Store, r.req.Job.Dataset, dataDir, r.c.Workers, r.c.Attempts)
+	_, stats, err := Download(ctx, r.c.Store, r.req.Job.Dataset, dataDir, DownloadOptions{
+		Workers: r.c.Workers, Attempts: r.c.Attempts, MaxManifestSize: r.c.MaxManifestSize,
+	})
 	if err != nil {
 		if ctx.Err() != nil {
 			return fail(events.StatusCancelled, "cancelled while downloading the dataset")
@@ -238,16 +243,20 @@ func (r *run) logTail() string {
 	return strings.Join(r.tail, "\n")
 }
 
-func (r *run) restoreCheckpoint(ctx context.Context, out S3URI, outDir string) error {
+func (r *run) restoreCheckpoint(ctx context.Context, out objstore.URI, outDir string) error {
 	src := out.Join("checkpoints/last.pt")
 	dst := filepath.Join(outDir, "checkpoints", "last.pt")
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	buf := make([]byte, 256<<10)
 	err := retry(ctx, r.c.Attempts, 250*time.Millisecond, func() error {
-		return r.c.Store.FGetObject(ctx, src.Bucket, src.Key, dst, minio.GetObjectOptions{})
+		return fetch(ctx, r.c.Store, src, dst, -1, nil, buf)
 	})
+	if errors.Is(err, objstore.ErrNotFound) {
+		return nil
+	}
 	if err != nil {
-		if resp := minio.ToErrorResponse(err); resp.Code == "NoSuchKey" || resp.StatusCode == 404 {
-			return nil
-		}
 		return err
 	}
 	r.logf("vp-agent: resuming from %s", src)
@@ -255,7 +264,7 @@ func (r *run) restoreCheckpoint(ctx context.Context, out S3URI, outDir string) e
 }
 
 // runAdapter starts the SDK, follows its output and stops it on ctx.
-func (r *run) runAdapter(ctx context.Context, out S3URI, dataDir, outDir string) (int, error) {
+func (r *run) runAdapter(ctx context.Context, out objstore.URI, dataDir, outDir string) (int, error) {
 	hp, err := json.Marshal(r.req.Job.Hyperparameters)
 	if err != nil {
 		return 0, err
@@ -327,7 +336,7 @@ func (r *run) runAdapter(ctx context.Context, out S3URI, dataDir, outDir string)
 
 // watchCheckpoints uploads output/checkpoints/last.pt whenever it changes,
 // so a preempted run restarted with the same run id resumes from it.
-func (r *run) watchCheckpoints(out S3URI, outDir string) (stop func()) {
+func (r *run) watchCheckpoints(out objstore.URI, outDir string) (stop func()) {
 	p := filepath.Join(outDir, "checkpoints", "last.pt")
 	done := make(chan struct{})
 	finished := make(chan struct{})
@@ -372,7 +381,7 @@ func (r *run) watchCheckpoints(out S3URI, outDir string) (stop func()) {
 
 // uploadOutputs puts every file of the output directory under out, with
 // its sha256.
-func (r *run) uploadOutputs(ctx context.Context, out S3URI, outDir string) ([]events.Artifact, error) {
+func (r *run) uploadOutputs(ctx context.Context, out objstore.URI, outDir string) ([]events.Artifact, error) {
 	var files []string
 	filepath.Walk(outDir, func(p string, fi os.FileInfo, err error) error {
 		if err == nil && fi.Mode().IsRegular() && !strings.HasSuffix(p, ".tmp") {

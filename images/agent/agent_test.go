@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vision-platform/vp/events"
+	"github.com/vision-platform/vp/internal/objstore"
 	"github.com/vision-platform/vp/internal/testsupport"
 )
 
@@ -65,7 +66,7 @@ func (e *env) request(t *testing.T, runID, model string, epochs int) event.Event
 func (e *env) config(t *testing.T) Config {
 	wd, _ := os.Getwd()
 	return Config{
-		Store: e.m.Client, Sink: &Sink{URL: e.sink.URL}, WorkDir: t.TempDir(),
+		Store: objstore.FromMinIO(e.m.Client), Sink: &Sink{URL: e.sink.URL}, WorkDir: t.TempDir(),
 		Python: testsupport.Python, Env: []string{"PYTHONPATH=" + filepath.Join(wd, "..", "python"), "OMP_NUM_THREADS=2"},
 		Grace: 10 * time.Second, Poll: 200 * time.Millisecond, Attempts: 3, Log: zerolog.Nop(),
 	}
@@ -73,7 +74,7 @@ func (e *env) config(t *testing.T) Config {
 
 func objectSHA(t *testing.T, c *minio.Client, uri string) string {
 	t.Helper()
-	u, err := ParseS3(uri)
+	u, err := objstore.ParseURI(uri)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,6 +91,7 @@ func objectSHA(t *testing.T, c *minio.Client, uri string) string {
 }
 
 func TestInt_RunSucceeds(t *testing.T) {
+	testsupport.Integration(t)
 	testsupport.RequireTorch(t)
 	e := setup(t)
 	req := e.request(t, "run-ok", "resnet18", 2)
@@ -146,6 +148,7 @@ func TestInt_RunSucceeds(t *testing.T) {
 }
 
 func TestInt_RunAdapterFails(t *testing.T) {
+	testsupport.Integration(t)
 	testsupport.RequireTorch(t)
 	e := setup(t)
 	fin, err := Run(context.Background(), e.config(t), e.request(t, "run-bad", "nosuchnet", 1))
@@ -161,6 +164,7 @@ func TestInt_RunAdapterFails(t *testing.T) {
 }
 
 func TestInt_RunCancelledThenResumed(t *testing.T) {
+	testsupport.Integration(t)
 	testsupport.RequireTorch(t)
 	e := setup(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -210,10 +214,14 @@ func TestInt_RunCancelledThenResumed(t *testing.T) {
 }
 
 func TestInt_RunStoreUnreachable(t *testing.T) {
+	testsupport.Integration(t)
 	e := setup(t)
 	cfg := e.config(t)
 	// A store that is not there: nothing listens on port 1.
-	cfg.Store, _ = minio.New("127.0.0.1:1", &minio.Options{})
+	var err error
+	if cfg.Store, err = objstore.NewMinIO("127.0.0.1:1", objstore.Credentials{}, false); err != nil {
+		t.Fatal(err)
+	}
 	cfg.Attempts = 2
 	fin, err := Run(context.Background(), cfg, e.request(t, "run-nostore", "resnet18", 1))
 	if err != nil {
@@ -228,7 +236,7 @@ func TestInt_RunStoreUnreachable(t *testing.T) {
 }
 
 func readObject(t *testing.T, c *minio.Client, uri string) string {
-	u, _ := ParseS3(uri)
+	u, _ := objstore.ParseURI(uri)
 	obj, err := c.GetObject(context.Background(), u.Bucket, u.Key, minio.GetObjectOptions{})
 	if err != nil {
 		t.Fatal(err)

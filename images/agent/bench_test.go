@@ -14,6 +14,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/vision-platform/vp/events"
+	"github.com/vision-platform/vp/internal/objstore"
 	"github.com/vision-platform/vp/internal/testsupport"
 )
 
@@ -71,7 +72,7 @@ func BenchmarkDownload(b *testing.B) {
 		b.Run(s.name+"/agent", func(b *testing.B) {
 			ref := events.DatasetRef{Bucket: "datasets", Prefix: prefix, Digest: digest}
 			for i := 0; i < b.N; i++ {
-				if _, _, err := Download(context.Background(), m.Client, ref, b.TempDir(), 8, 3); err != nil {
+				if _, _, err := Download(context.Background(), objstore.FromMinIO(m.Client), ref, b.TempDir(), DownloadOptions{Workers: 8, Attempts: 3}); err != nil {
 					b.Fatal(err)
 				}
 			}

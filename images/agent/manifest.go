@@ -21,10 +21,13 @@ type Manifest struct {
 }
 
 // ManifestFile is one file of a dataset, its path relative to the prefix.
+// VersionID, when the bucket is versioned and the intake recorded it, pins
+// the object version the file is read at; the manifest's digest covers it.
 type ManifestFile struct {
-	Path   string `json:"path"`
-	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"`
+	Path      string `json:"path"`
+	Size      int64  `json:"size"`
+	SHA256    string `json:"sha256"`
+	VersionID string `json:"versionId,omitempty"`
 }
 
 // ParseManifest decodes and checks a manifest: relative, clean, unique

@@ -2,58 +2,100 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"sync"
 	"time"
 
 	"github.com/vision-platform/vp/events"
 )
 
-// progress turns the SDK's metric lines into run.progress events, at most
-// one per interval: a line that comes sooner waits, and a newer one
-// replaces it; the last one is always sent.
+// clock is the time the progress rate limit reads; tests give a fake one.
+type clock interface {
+	Now() time.Time
+	// AfterFunc calls f in its own goroutine once d has passed, unless
+	// stop is called first.
+	AfterFunc(d time.Duration, f func()) (stop func() bool)
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+func (realClock) AfterFunc(d time.Duration, f func()) func() bool {
+	return time.AfterFunc(d, f).Stop
+}
+
+// progress acts on the adapter's protocol lines (ParseLine, described in
+// images/python/PROTOCOL.md):
+//
+//   - metric lines become run.progress events, at most one per interval: a
+//     line that comes sooner waits, and a newer one replaces it; the last one
+//     is always sent; events reach the sink in the order of their lines;
+//   - the final line's metrics, or before one comes the latest metric
+//     line's, are the run's final metrics (r.lastProg, which run.finished
+//     takes when the output has no metrics.json);
+//   - a resume line goes to the run log and the agent's log;
+//   - unknown kinds and malformed lines are logged and skipped.
 type progress struct {
-	r        *run
-	every    time.Duration
+	r     *run
+	every time.Duration
+	clock clock
+
 	mu       sync.Mutex
 	pending  *events.RunProgressData
 	lastSent time.Time
-	timer    *time.Timer
+	stop     func() bool   // the timer that sends pending, if any
+	final    bool          // a final line came: metric lines no longer set r.lastProg
+	sending  chan struct{} // closed when the latest send is over
 	wg       sync.WaitGroup
 }
 
-func newProgress(r *run, every time.Duration) *progress { return &progress{r: r, every: every} }
+func newProgress(r *run, every time.Duration) *progress {
+	return &progress{r: r, every: every, clock: realClock{}}
+}
 
+// line acts on one line of the adapter's standard output.
 func (p *progress) line(s string) {
-	var m map[string]any
-	if len(s) == 0 || s[0] != '{' || json.Unmarshal([]byte(s), &m) != nil || m["vp"] != "metric" {
+	l, err := ParseLine(s)
+	if err != nil {
+		p.r.log.Warn().Err(err).Msg("ignoring a malformed protocol line")
 		return
 	}
-	d := &events.RunProgressData{Job: p.r.req.Job.ID, RunID: p.r.req.RunID, Time: time.Now().UTC(), Metrics: map[string]float64{}}
-	for k, v := range m {
-		f, ok := v.(float64)
-		if !ok {
-			continue
-		}
-		switch k {
-		case "epoch":
-			d.Epoch = int(f)
-		case "step":
-			d.Step = int64(f)
-		case "time":
-		default:
-			d.Metrics[k] = f
-		}
+	switch l := l.(type) {
+	case nil: // the framework's own output
+	case MetricLine:
+		p.metric(l)
+	case FinalLine:
+		p.mu.Lock()
+		p.final = true
+		p.setFinal(l.Metrics)
+		p.mu.Unlock()
+	case ResumeLine:
+		p.r.logf("vp-agent: the adapter resumed from its checkpoint after epoch %d (step %d)", l.Epoch, l.Step)
+		p.r.log.Info().Int("epoch", l.Epoch).Int64("step", l.Step).Msg("the adapter resumed from its checkpoint")
+	case UnknownLine:
+		p.r.log.Warn().Str("kind", l.Kind).Msg("ignoring a protocol line of an unknown kind")
 	}
+}
+
+// setFinal makes m the run's final metrics so far.
+func (p *progress) setFinal(m map[string]float64) {
 	p.r.mu.Lock()
-	p.r.lastProg = d.Metrics
+	p.r.lastProg = m
 	p.r.mu.Unlock()
+}
+
+func (p *progress) metric(l MetricLine) {
+	now := p.clock.Now()
+	d := &events.RunProgressData{Job: p.r.req.Job.ID, RunID: p.r.req.RunID, Epoch: l.Epoch, Step: l.Step,
+		Metrics: l.Metrics, Time: now.UTC()}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if !p.final {
+		p.setFinal(l.Metrics)
+	}
 	p.pending = d
-	if wait := p.every - time.Since(p.lastSent); wait > 0 {
-		if p.timer == nil {
-			p.timer = time.AfterFunc(wait, p.fire)
+	if wait := p.every - now.Sub(p.lastSent); wait > 0 {
+		if p.stop == nil {
+			p.stop = p.clock.AfterFunc(wait, p.fire)
 		}
 		return
 	}
@@ -63,7 +105,7 @@ func (p *progress) line(s string) {
 func (p *progress) fire() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.timer = nil
+	p.stop = nil
 	p.sendLocked()
 }
 
@@ -73,10 +115,18 @@ func (p *progress) sendLocked() {
 		return
 	}
 	p.pending = nil
-	p.lastSent = time.Now()
+	p.lastSent = p.clock.Now()
+	// Sends go out one after the other, in order: each waits for the one
+	// before it (a slow sink must not let a later step overtake).
+	prev, done := p.sending, make(chan struct{})
+	p.sending = done
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
+		defer close(done)
+		if prev != nil {
+			<-prev
+		}
 		e, err := events.Next(p.r.in, p.r.c.Source, *d)
 		if err == nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -92,9 +142,9 @@ func (p *progress) sendLocked() {
 // flush sends what is pending and waits for every send.
 func (p *progress) flush() {
 	p.mu.Lock()
-	if p.timer != nil {
-		p.timer.Stop()
-		p.timer = nil
+	if p.stop != nil {
+		p.stop()
+		p.stop = nil
 	}
 	p.sendLocked()
 	p.mu.Unlock()

@@ -2,74 +2,49 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
-	"time"
+	"os"
+	"sync"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+
+	"github.com/vision-platform/vp/events/sender"
 )
 
-func jsonEncoder(w io.Writer) *json.Encoder {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc
-}
-
-// Sink delivers the agent's events: to K_SINK over HTTP (binary mode,
-// retried), or as JSON lines to a writer when there is no sink.
+// Sink delivers the agent's events: to URL (K_SINK) with the platform's
+// sender (package events/sender: binary mode, its one retry policy), or,
+// when URL is empty, as JSON lines to Out (default standard output).
 type Sink struct {
 	URL    string
 	Out    io.Writer
-	Client *http.Client
+	Client *http.Client    // the HTTP client (default: the sender's)
+	Opts   []sender.Option // more sender options (a retry policy, ...)
+
+	once sync.Once
+	s    sender.Interface
+	err  error
 }
 
-// Send delivers e, retrying 5xx, 429 and connection errors for up to about
-// 30 s; a 4xx other than 429 is final.
+// Send delivers e; a failed delivery to URL is a *sender.Error.
 func (s *Sink) Send(ctx context.Context, e event.Event) error {
-	if s.URL == "" {
-		b, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(s.Out, "%s\n", b)
-		return err
-	}
-	client := s.Client
-	if client == nil {
-		client = &http.Client{Timeout: 10 * time.Second}
-	}
-	var last error
-	delay := 200 * time.Millisecond
-	for i := 0; i < 8; i++ {
-		req, err := cehttp.NewHTTPRequestFromEvent(ctx, s.URL, e)
-		if err != nil {
-			return err
-		}
-		resp, err := client.Do(req)
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode/100 == 2 {
-				return nil
+	s.once.Do(func() {
+		if s.URL == "" {
+			out := s.Out
+			if out == nil {
+				out = os.Stdout
 			}
-			last = fmt.Errorf("sink %s answered %s", s.URL, resp.Status)
-			if resp.StatusCode/100 == 4 && resp.StatusCode != 429 && resp.StatusCode != 404 && resp.StatusCode != 408 {
-				return last
-			}
-		} else {
-			last = err
+			s.s = sender.NewLines(out)
+			return
 		}
-		select {
-		case <-time.After(delay):
-		case <-ctx.Done():
-			return ctx.Err()
+		opts := s.Opts
+		if s.Client != nil {
+			opts = append([]sender.Option{sender.WithClient(s.Client)}, opts...)
 		}
-		if delay < 5*time.Second {
-			delay *= 2
-		}
+		s.s, s.err = sender.New(s.URL, opts...)
+	})
+	if s.err != nil {
+		return s.err
 	}
-	return fmt.Errorf("sending %s to %s: %w", e.Type(), s.URL, last)
+	return s.s.Send(ctx, e)
 }

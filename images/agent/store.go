@@ -8,110 +8,110 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
-	"github.com/minio/minio-go/v7"
+	"github.com/vision-platform/vp/internal/objstore"
 )
 
-// S3URI is s3://bucket/prefix.
-type S3URI struct{ Bucket, Key string }
-
-// ParseS3 splits an s3:// URI.
-func ParseS3(u string) (S3URI, error) {
-	rest, ok := strings.CutPrefix(u, "s3://")
-	b, k, _ := strings.Cut(rest, "/")
-	if !ok || b == "" {
-		return S3URI{}, fmt.Errorf("%q is not an s3://bucket/key URI", u)
-	}
-	return S3URI{b, k}, nil
-}
-
-func (u S3URI) String() string { return "s3://" + u.Bucket + "/" + u.Key }
-
-// Join appends a path to the key.
-func (u S3URI) Join(p string) S3URI {
-	k := strings.TrimSuffix(u.Key, "/")
-	if k != "" {
-		k += "/"
-	}
-	return S3URI{u.Bucket, k + p}
-}
-
 // retry runs f until it succeeds, fails for good, or attempts run out,
-// waiting base×2^n (with jitter) between tries. Only errors that look like
-// the store being unreachable or busy are retried.
+// waiting base×2^n (with jitter) between tries. Only the store's transient
+// errors (objstore.Transient: unreachable, connection dropped, busy or
+// failing on its side) are retried; a local error (a file that cannot be
+// written) or a refusal is returned at once.
 func retry(ctx context.Context, attempts int, base time.Duration, f func() error) error {
 	var err error
 	for i := 0; i < attempts; i++ {
-		if err = f(); err == nil || !transient(err) {
+		if err = f(); err == nil || !objstore.Transient(err) || ctx.Err() != nil {
 			return err
+		}
+		if i == attempts-1 {
+			break
 		}
 		d := base << i
 		d += time.Duration(rand.Int64N(int64(d)/2 + 1))
+		t := time.NewTimer(d)
 		select {
-		case <-time.After(d):
+		case <-t.C:
 		case <-ctx.Done():
+			t.Stop()
 			return errors.Join(err, ctx.Err())
 		}
 	}
 	return fmt.Errorf("object storage unreachable after %d attempts: %w", attempts, err)
 }
 
-func transient(err error) bool {
-	var ne net.Error
-	if errors.As(err, &ne) {
-		return true
-	}
-	var oe *net.OpError
-	if errors.As(err, &oe) {
-		return true
-	}
-	resp := minio.ToErrorResponse(err)
-	switch resp.StatusCode {
-	case 500, 502, 503, 504:
-		return true
-	}
-	s := err.Error()
-	return strings.Contains(s, "connection refused") || strings.Contains(s, "connection reset") || strings.Contains(s, "EOF")
-}
-
-// upload puts a local file and returns its sha256 and size, hashing as it
-// sends (one read of the file; the payload goes unsigned, as over TLS).
-// Large files go up in parts.
-func upload(ctx context.Context, c *minio.Client, dst S3URI, file string, attempts int) (string, int64, error) {
+// upload puts a local file and returns its sha256 and size, hashed as it
+// is sent (one read of the file per attempt).
+func upload(ctx context.Context, s objstore.Putter, dst objstore.URI, file string, attempts int) (string, int64, error) {
 	f, err := os.Open(file)
 	if err != nil {
-		return "", 0, err
+		return "", 0, fmt.Errorf("uploading %s: %w", filepath.Base(file), err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return "", 0, err
+		return "", 0, fmt.Errorf("uploading %s: %w", filepath.Base(file), err)
 	}
-	var sum string
+	var info objstore.Info
 	err = retry(ctx, attempts, 250*time.Millisecond, func() error {
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return err
 		}
-		h := sha256.New()
-		_, err := c.PutObject(ctx, dst.Bucket, dst.Key, io.TeeReader(f, h), fi.Size(), minio.PutObjectOptions{
-			ContentType:          contentType(file),
-			PartSize:             64 << 20,
-			DisableContentSha256: true,
-		})
-		if err == nil {
-			sum = hex.EncodeToString(h.Sum(nil))
-		}
+		var err error
+		info, err = s.Put(ctx, dst, f, fi.Size(), objstore.WithContentType(contentType(file)))
 		return err
 	})
 	if err != nil {
 		return "", 0, fmt.Errorf("uploading %s to %s: %w", filepath.Base(file), dst, err)
 	}
-	return sum, fi.Size(), nil
+	return info.SHA256, fi.Size(), nil
+}
+
+// fetch writes the object src to dst through a temporary file beside it,
+// renamed into place only once check accepts its size and sha256: on any
+// failure the temporary file is removed and dst is untouched. It reads at
+// most max+1 bytes of the object (max < 0: no limit).
+func fetch(ctx context.Context, s objstore.Getter, src objstore.URI, dst string, max int64, check func(n int64, sha string) error, buf []byte, opts ...objstore.GetOption) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".*.part")
+	if err != nil {
+		return fmt.Errorf("downloading %s: %w", src, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if max >= 0 {
+		opts = append(opts, objstore.WithMaxSize(max))
+	}
+	body, _, err := s.Get(ctx, src, opts...)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	h := sha256.New()
+	n, err := io.CopyBuffer(io.MultiWriter(tmp, h), body, buf)
+	if err != nil {
+		return fmt.Errorf("downloading %s: %w", src, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("downloading %s: %w", src, err)
+	}
+	if check != nil {
+		if err := check(n, hex.EncodeToString(h.Sum(nil))); err != nil {
+			return err
+		}
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return fmt.Errorf("downloading %s: %w", src, err)
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return fmt.Errorf("downloading %s: %w", src, err)
+	}
+	return nil
 }
 
 func contentType(p string) string {

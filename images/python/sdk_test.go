@@ -1,6 +1,6 @@
 // Package python_test runs the training SDK and its adapters for real, with
 // Debian's python3-torch and python3-torchvision, on small datasets the tests
-// make.
+// make, and the SDK's own Python unit tests (tests/).
 package python_test
 
 import (
@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/vision-platform/vp/internal/testsupport"
 )
@@ -44,16 +46,40 @@ func requireModule(t *testing.T, module, where string) {
 
 type result struct {
 	code    int
-	metrics []map[string]any
+	metrics []map[string]any // the metric lines
+	final   map[string]any   // the final line
 	stdout  string
 	stderr  string
 }
 
+// pythonPath puts this directory, where vp_sdk lives, on PYTHONPATH.
+func pythonPath(t *testing.T) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "PYTHONPATH=" + wd
+}
+
+// write writes files under dir, making their directories.
+func write(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func runSDK(t *testing.T, env []string, args ...string) result {
 	t.Helper()
-	wd, _ := os.Getwd()
 	cmd := exec.Command(python, append([]string{"-m", "vp_sdk.run"}, args...)...)
-	cmd.Env = append(append(os.Environ(), "PYTHONPATH="+wd, "PYTHONUNBUFFERED=1", "OMP_NUM_THREADS=2"), env...)
+	cmd.Env = append(append(os.Environ(), pythonPath(t), "PYTHONUNBUFFERED=1", "OMP_NUM_THREADS=2"), env...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -66,11 +92,58 @@ func runSDK(t *testing.T, env []string, args ...string) result {
 	sc := bufio.NewScanner(strings.NewReader(res.stdout))
 	for sc.Scan() {
 		var m map[string]any
-		if json.Unmarshal(sc.Bytes(), &m) == nil && m["vp"] == "metric" {
+		if json.Unmarshal(sc.Bytes(), &m) != nil {
+			continue
+		}
+		switch m["vp"] {
+		case "metric":
 			res.metrics = append(res.metrics, m)
+		case "final":
+			res.final = m
 		}
 	}
 	return res
+}
+
+// TestInt_PythonUnit runs the SDK's unit tests (tests/test_sdk.py), which
+// need no framework: hyperparameters, the protocol's writer, the Adapter
+// interface and the adapter registry.
+func TestInt_PythonUnit(t *testing.T) {
+	testsupport.Integration(t)
+	cmd := exec.Command(python, "-m", "unittest", "discover", "-s", "tests", "-v")
+	cmd.Env = append(os.Environ(), pythonPath(t), "PYTHONDONTWRITEBYTECODE=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("python unit tests: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "\nOK") {
+		t.Fatalf("python unit tests did not pass:\n%s", out)
+	}
+}
+
+// TestInt_HyperparametersRequired: the job always carries epochs, batchSize
+// and learningRate (events.Hyperparameters); the SDK has no defaults for
+// them and names the one that is missing.
+func TestInt_HyperparametersRequired(t *testing.T) {
+	testsupport.Integration(t)
+	for _, tc := range []struct {
+		hp, want string
+	}{
+		{`{"batchSize":8,"learningRate":0.01}`, "vp_sdk: hyperparameters.epochs is missing"},
+		{`{"epochs":1,"learningRate":0.01}`, "vp_sdk: hyperparameters.batchSize is missing"},
+		{`{"epochs":1,"batchSize":8}`, "vp_sdk: hyperparameters.learningRate is missing"},
+		{`{"epochs":"1","batchSize":8,"learningRate":0.01}`, "vp_sdk: hyperparameters.epochs: want int, got '1'"},
+		{`{"epochs":1,`, "vp_sdk: hyperparameters: not JSON"},
+	} {
+		res := runSDK(t, nil, "--adapter", "torchvision", "--model", "resnet18", "--dataset", t.TempDir(), "--output", t.TempDir(), "--hyperparameters", tc.hp)
+		if res.code != 3 || !strings.Contains(res.stderr, tc.want) {
+			t.Errorf("--hyperparameters %s: exit %d, stderr %q; want 3 and %q", tc.hp, res.code, res.stderr, tc.want)
+		}
+	}
+	res := runSDK(t, nil, "--adapter", "torchvision", "--model", "resnet18", "--dataset", t.TempDir(), "--output", t.TempDir())
+	if res.code != 2 || !strings.Contains(res.stderr, "--hyperparameters") {
+		t.Errorf("without --hyperparameters: exit %d, stderr %q; want 2 naming the flag", res.code, res.stderr)
+	}
 }
 
 func readJSON(t *testing.T, p string) map[string]any {
@@ -87,6 +160,7 @@ func readJSON(t *testing.T, p string) map[string]any {
 }
 
 func TestInt_TorchvisionTraining(t *testing.T) {
+	testsupport.Integration(t)
 	requireTorch(t)
 	data, out := t.TempDir(), t.TempDir()
 	MakeImageFolder(t, data, 16, 32)
@@ -109,11 +183,16 @@ func TestInt_TorchvisionTraining(t *testing.T) {
 			t.Errorf("output lacks %s: %v", f, err)
 		}
 	}
-	if m := readJSON(t, filepath.Join(out, "metrics.json")); m["accuracy"] == nil {
-		t.Errorf("metrics.json = %v", m)
+	metrics := readJSON(t, filepath.Join(out, "metrics.json"))
+	if metrics["accuracy"] == nil {
+		t.Errorf("metrics.json = %v", metrics)
+	}
+	if diff := cmp.Diff(map[string]any{"vp": "final", "metrics": metrics}, res.final); diff != "" {
+		t.Errorf("final line, want metrics.json's metrics (-want +got):\n%s", diff)
 	}
 	card := readJSON(t, filepath.Join(out, "model_card.json"))
-	if card["model"] != "resnet18" || card["datasetDigest"] != "sha256:abc" || card["runId"] != "run-1" || card["framework"] != "torchvision" {
+	if card["model"] != "resnet18" || card["datasetDigest"] != "sha256:abc" || card["runId"] != "run-1" || card["framework"] != "torchvision" ||
+		card["device"] != "cpu" || len(card["classes"].([]any)) < 2 {
 		t.Errorf("model_card.json = %v", card)
 	}
 
@@ -129,6 +208,7 @@ func TestInt_TorchvisionTraining(t *testing.T) {
 }
 
 func TestInt_TorchvisionErrors(t *testing.T) {
+	testsupport.Integration(t)
 	requireTorch(t)
 	data := t.TempDir()
 	MakeImageFolder(t, data, 4, 16)
@@ -138,21 +218,23 @@ func TestInt_TorchvisionErrors(t *testing.T) {
 	if res.code != 3 || !strings.Contains(res.stderr, "pretrained weights for resnet18 cannot be loaded") {
 		t.Errorf("pretrained without network: exit %d, stderr %q", res.code, res.stderr)
 	}
-	res = runSDK(t, nil, "--adapter", "torchvision", "--model", "nosuchnet", "--dataset", data, "--output", t.TempDir(), "--hyperparameters", `{"imageSize":16}`)
+	hp := `{"epochs":1,"batchSize":4,"learningRate":0.01,"imageSize":16}`
+	res = runSDK(t, nil, "--adapter", "torchvision", "--model", "nosuchnet", "--dataset", data, "--output", t.TempDir(), "--hyperparameters", hp)
 	if res.code != 3 || !strings.Contains(res.stderr, "torchvision has no model 'nosuchnet'") {
 		t.Errorf("unknown model: exit %d, stderr %q", res.code, res.stderr)
 	}
-	res = runSDK(t, nil, "--adapter", "torchvision", "--model", "resnet18", "--dataset", t.TempDir(), "--output", t.TempDir())
+	res = runSDK(t, nil, "--adapter", "torchvision", "--model", "resnet18", "--dataset", t.TempDir(), "--output", t.TempDir(), "--hyperparameters", hp)
 	if res.code != 3 || !strings.Contains(res.stderr, "no train/ directory") {
 		t.Errorf("empty dataset: exit %d, stderr %q", res.code, res.stderr)
 	}
-	res = runSDK(t, nil, "--adapter", "nope", "--model", "x", "--dataset", data, "--output", t.TempDir())
+	res = runSDK(t, nil, "--adapter", "nope", "--model", "x", "--dataset", data, "--output", t.TempDir(), "--hyperparameters", hp)
 	if res.code != 3 || !strings.Contains(res.stderr, "unknown adapter 'nope'") {
 		t.Errorf("unknown adapter: exit %d, stderr %q", res.code, res.stderr)
 	}
 }
 
 func TestInt_Timm(t *testing.T) {
+	testsupport.Integration(t)
 	requireTorch(t)
 	requireModule(t, "timm", "Debian does not package it; it is in the timm framework image")
 	data := t.TempDir()
@@ -165,11 +247,12 @@ func TestInt_Timm(t *testing.T) {
 }
 
 func TestInt_CustomAdapter(t *testing.T) {
+	testsupport.Integration(t)
 	src, out := t.TempDir(), t.TempDir()
-	os.MkdirAll(filepath.Join(src, "configs"), 0o755)
-	os.WriteFile(filepath.Join(src, "configs", "train.yaml.tmpl"), []byte("epochs: ${epochs}\nbatch: ${batch_size}\nlr: ${learning_rate}\ndata: ${dataset_dir}\nanchors: ${anchors}\n"), 0o644)
 	// A model with its own script and its own log format.
-	os.WriteFile(filepath.Join(src, "train.py"), []byte(`import sys, os
+	write(t, src, map[string]string{
+		"configs/train.yaml.tmpl": "epochs: ${epochs}\nbatch: ${batch_size}\nlr: ${learning_rate}\ndata: ${dataset_dir}\nanchors: ${anchors}\n",
+		"train.py": `import sys, os
 cfg = dict(l.split(": ", 1) for l in open(sys.argv[2]).read().splitlines())
 n = int(cfg["epochs"])
 for e in range(1, n + 1):
@@ -178,15 +261,22 @@ for e in range(1, n + 1):
 os.makedirs("runs", exist_ok=True)
 open("runs/best.pt", "w").write("weights")
 print("anchors were", cfg["anchors"])
-`), 0o644)
-	desc := map[string]any{
-		"template": "configs/train.yaml.tmpl", "config": "train.yaml",
-		"command": []string{python, "train.py", "--cfg", "${config}"},
-		"weights": []string{"runs/best.pt"},
-		"rules":   []map[string]any{{"regex": `Epoch (?P<epoch>\d+)/\d+ box_loss=(?P<loss>[0-9.]+) mAP50=(?P<mAP50>[0-9.]+)`}},
+`,
+	})
+	describe := func(regex string) {
+		t.Helper()
+		b, err := json.Marshal(map[string]any{
+			"template": "configs/train.yaml.tmpl", "config": "train.yaml",
+			"command": []string{python, "train.py", "--cfg", "${config}"},
+			"weights": []string{"runs/best.pt"},
+			"rules":   []map[string]any{{"regex": regex}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(t, src, map[string]string{"vp-custom.json": string(b)})
 	}
-	b, _ := json.Marshal(desc)
-	os.WriteFile(filepath.Join(src, "vp-custom.json"), b, 0o644)
+	describe(`Epoch (?P<epoch>\d+)/\d+ box_loss=(?P<loss>[0-9.]+) mAP50=(?P<mAP50>[0-9.]+)`)
 	res := runSDK(t, nil, "--adapter", "custom", "--model", "yolov7", "--dataset", "/data/coco", "--output", out, "--task", "detection", "--format", "coco",
 		"--hyperparameters", fmt.Sprintf(`{"epochs":2,"batchSize":4,"learningRate":0.001,"extra":{"sourceDir":%q,"anchors":"10,13"}}`, src))
 	if res.code != 0 {
@@ -195,26 +285,47 @@ print("anchors were", cfg["anchors"])
 	if len(res.metrics) != 2 || res.metrics[1]["epoch"] != float64(2) || res.metrics[1]["loss"] != 0.71 || res.metrics[1]["mAP50"] != 0.25 {
 		t.Errorf("metric lines = %v", res.metrics)
 	}
-	cfg, _ := os.ReadFile(filepath.Join(out, "train.yaml"))
-	if !strings.Contains(string(cfg), "epochs: 2\nbatch: 4\nlr: 0.001\ndata: /data/coco\nanchors: 10,13") {
-		t.Errorf("filled config:\n%s", cfg)
+	// The script's last metrics are the run's final metrics.
+	wantFinal := map[string]any{"loss": 0.71, "mAP50": 0.25}
+	if diff := cmp.Diff(map[string]any{"vp": "final", "metrics": wantFinal}, res.final); diff != "" {
+		t.Errorf("final line (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(wantFinal, readJSON(t, filepath.Join(out, "metrics.json"))); diff != "" {
+		t.Errorf("metrics.json (-want +got):\n%s", diff)
+	}
+	if card := readJSON(t, filepath.Join(out, "model_card.json")); card["framework"] != "custom" || card["source"] != filepath.Base(src) {
+		t.Errorf("model_card.json = %v", card)
+	}
+	cfg, err := os.ReadFile(filepath.Join(out, "train.yaml"))
+	if err != nil || !strings.Contains(string(cfg), "epochs: 2\nbatch: 4\nlr: 0.001\ndata: /data/coco\nanchors: 10,13") {
+		t.Errorf("filled config: %v\n%s", err, cfg)
 	}
 	if w, err := os.ReadFile(filepath.Join(out, "weights", "best.pt")); err != nil || string(w) != "weights" {
-		t.Errorf("weights/best.pt: %v", err)
+		t.Errorf("weights/best.pt = %q, %v", w, err)
 	}
 	if !strings.Contains(res.stderr, "some other chatter") {
 		t.Error("the model's own log did not reach stderr")
 	}
+	hp := fmt.Sprintf(`{"epochs":1,"batchSize":4,"learningRate":0.001,"extra":{"sourceDir":%q}}`, src)
+
+	// A metric named like a reserved field of metric lines is refused.
+	describe(`Epoch (?P<epoch>\d+)/\d+ box_loss=(?P<loss>[0-9.]+) lr=(?P<time>[0-9.]+)`)
+	res = runSDK(t, nil, "--adapter", "custom", "--model", "yolov7", "--dataset", "/d", "--output", t.TempDir(), "--hyperparameters", hp)
+	if res.code != 3 || !strings.Contains(res.stderr, "rules[0]: 'time' is reserved") {
+		t.Errorf("a metric named time: exit %d, %q", res.code, res.stderr)
+	}
+
 	// A template variable nobody gives is an error naming it.
-	os.WriteFile(filepath.Join(src, "configs", "train.yaml.tmpl"), []byte("x: ${nonesuch}\n"), 0o644)
-	res = runSDK(t, nil, "--adapter", "custom", "--model", "yolov7", "--dataset", "/d", "--output", t.TempDir(),
-		"--hyperparameters", fmt.Sprintf(`{"extra":{"sourceDir":%q}}`, src))
+	describe(`Epoch (?P<epoch>\d+)`)
+	write(t, src, map[string]string{"configs/train.yaml.tmpl": "x: ${nonesuch}\n"})
+	res = runSDK(t, nil, "--adapter", "custom", "--model", "yolov7", "--dataset", "/d", "--output", t.TempDir(), "--hyperparameters", hp)
 	if res.code != 3 || !strings.Contains(res.stderr, "no value for ${nonesuch}") {
 		t.Errorf("missing template value: exit %d, %q", res.code, res.stderr)
 	}
 }
 
 func TestInt_HuggingFace(t *testing.T) {
+	testsupport.Integration(t)
 	requireTorch(t)
 	requireModule(t, "transformers", "Debian does not package it; it is in the huggingface framework image")
 	data, out := t.TempDir(), t.TempDir()
@@ -235,6 +346,7 @@ func TestInt_HuggingFace(t *testing.T) {
 }
 
 func TestInt_Ultralytics(t *testing.T) {
+	testsupport.Integration(t)
 	requireTorch(t)
 	requireModule(t, "ultralytics", "Debian does not package it; it is in the ultralytics framework image")
 	res := runSDK(t, nil, "--adapter", "ultralytics", "--model", "yolov8n", "--dataset", t.TempDir(), "--output", t.TempDir(), "--format", "yolo", "--task", "detection")
@@ -243,33 +355,33 @@ func TestInt_Ultralytics(t *testing.T) {
 	}
 }
 
-func TestCOCOToYOLO(t *testing.T) {
+func TestInt_COCOToYOLO(t *testing.T) {
+	testsupport.Integration(t)
 	dir, out := t.TempDir(), t.TempDir()
-	os.MkdirAll(filepath.Join(dir, "annotations"), 0o755)
-	os.MkdirAll(filepath.Join(dir, "train"), 0o755)
-	os.WriteFile(filepath.Join(dir, "train", "a.jpg"), []byte("x"), 0o644)
-	os.WriteFile(filepath.Join(dir, "train", "b.jpg"), []byte("x"), 0o644)
-	os.WriteFile(filepath.Join(dir, "annotations", "instances_train.json"), []byte(`{
+	write(t, dir, map[string]string{
+		"train/a.jpg": "x",
+		"train/b.jpg": "x",
+		"annotations/instances_train.json": `{
  "images": [{"id": 1, "file_name": "a.jpg", "width": 200, "height": 100}, {"id": 2, "file_name": "b.jpg", "width": 10, "height": 10}],
  "categories": [{"id": 7, "name": "dog"}, {"id": 3, "name": "cat"}],
- "annotations": [{"image_id": 1, "category_id": 7, "bbox": [50, 25, 100, 50]}, {"image_id": 1, "category_id": 3, "bbox": [0, 0, 20, 10], "iscrowd": 1}]}`), 0o644)
-	wd, _ := os.Getwd()
+ "annotations": [{"image_id": 1, "category_id": 7, "bbox": [50, 25, 100, 50]}, {"image_id": 1, "category_id": 3, "bbox": [0, 0, 20, 10], "iscrowd": 1}]}`,
+	})
 	cmd := exec.Command(python, "-c", "import sys; from vp_sdk.formats import coco_to_yolo; print(coco_to_yolo(sys.argv[1], sys.argv[2]))", dir, out)
-	cmd.Env = append(os.Environ(), "PYTHONPATH="+wd)
+	cmd.Env = append(os.Environ(), pythonPath(t))
 	res, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("coco_to_yolo: %v\n%s", err, res)
 	}
-	label, _ := os.ReadFile(filepath.Join(out, "labels", "train", "a.txt"))
-	if string(label) != "1 0.500000 0.500000 0.500000 0.500000\n" {
-		t.Errorf("a.txt = %q (dog is class 1: categories are ordered by id; the crowd box is skipped)", label)
+	label, err := os.ReadFile(filepath.Join(out, "labels", "train", "a.txt"))
+	if err != nil || string(label) != "1 0.500000 0.500000 0.500000 0.500000\n" {
+		t.Errorf("a.txt = %q, %v (dog is class 1: categories are ordered by id; the crowd box is skipped)", label, err)
 	}
 	if b, err := os.ReadFile(filepath.Join(out, "labels", "train", "b.txt")); err != nil || len(b) != 0 {
 		t.Errorf("b.txt = %q, %v; want an empty label file", b, err)
 	}
-	data, _ := os.ReadFile(filepath.Join(out, "data.yaml"))
-	if !strings.Contains(string(data), "train: images/train\nval: images/train\nnames:\n  0: \"cat\"\n  1: \"dog\"") {
-		t.Errorf("data.yaml:\n%s", data)
+	data, err := os.ReadFile(filepath.Join(out, "data.yaml"))
+	if err != nil || !strings.Contains(string(data), "train: images/train\nval: images/train\nnames:\n  0: \"cat\"\n  1: \"dog\"") {
+		t.Errorf("data.yaml: %v\n%s", err, data)
 	}
 	if target, err := os.Readlink(filepath.Join(out, "images", "train", "a.jpg")); err != nil || target != filepath.Join(dir, "train", "a.jpg") {
 		t.Errorf("image link %q, %v", target, err)

@@ -51,21 +51,53 @@ def main():
         hp = {"epochs": a.epochs, "batchSize": a.batch_size, "learningRate": 0.01, "imageSize": a.side, "seed": 1}
         env = dict(os.environ, PYTHONPATH=here, PYTHONUNBUFFERED="1")
         start = time.time()
-        proc = subprocess.run([sys.executable, "-m", "vp_sdk.run", "--adapter", a.adapter, "--model", a.model,
-                               "--dataset", data, "--output", out, "--hyperparameters", json.dumps(hp)],
-                              env=env, capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "vp_sdk.run",
+                "--adapter",
+                a.adapter,
+                "--model",
+                a.model,
+                "--dataset",
+                data,
+                "--output",
+                out,
+                "--hyperparameters",
+                json.dumps(hp),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         secs = time.time() - start
         if proc.returncode != 0:
             print(proc.stderr, file=sys.stderr)
             sys.exit(proc.returncode)
-        lines = [json.loads(l) for l in proc.stdout.splitlines() if l.startswith("{")]
-        card = json.load(open(os.path.join(out, "model_card.json")))
-        metrics = json.load(open(os.path.join(out, "metrics.json")))
-        per_epoch = [l["time"] for l in lines if l.get("vp") == "metric"]
+        # the metric lines of images/python/PROTOCOL.md
+        lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith('{"vp": ')]
+        with open(os.path.join(out, "model_card.json")) as f:
+            card = json.load(f)
+        with open(os.path.join(out, "metrics.json")) as f:
+            metrics = json.load(f)
+        per_epoch = [line["time"] for line in lines if line["vp"] == "metric"]
         n = 2 * a.per_class * a.epochs
-        print(json.dumps({"adapter": a.adapter, "model": a.model, "device": card.get("device"), "train_images": 2 * a.per_class,
-                          "epochs": a.epochs, "seconds": round(secs, 2), "epoch_end_times": per_epoch,
-                          "images_per_s": round(n / secs, 1), "metrics": metrics}))
+        print(
+            json.dumps(
+                {
+                    "adapter": a.adapter,
+                    "model": a.model,
+                    "device": card.get("device"),
+                    "train_images": 2 * a.per_class,
+                    "epochs": a.epochs,
+                    "seconds": round(secs, 2),
+                    "epoch_end_times": per_epoch,
+                    "images_per_s": round(n / secs, 1),
+                    "metrics": metrics,
+                }
+            )
+        )
 
 
 if __name__ == "__main__":

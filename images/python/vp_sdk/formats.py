@@ -28,7 +28,10 @@ def coco_to_yolo(coco_dir, out_dir):
         index = {cid: i for i, cid in enumerate(cats)}
         if names is None:
             names = [next(c["name"] for c in coco["categories"] if c["id"] == cid) for cid in cats]
-        img_dir = next((d for d in (os.path.join(coco_dir, split), os.path.join(coco_dir, "images", split)) if os.path.isdir(d)), None)
+        img_dir = next(
+            (d for d in (os.path.join(coco_dir, split), os.path.join(coco_dir, "images", split)) if os.path.isdir(d)),
+            None,
+        )
         if img_dir is None:
             raise ValueError(f"no image folder for {split} in {coco_dir}")
         out_img = os.path.join(out_dir, "images", split)
@@ -44,7 +47,8 @@ def coco_to_yolo(coco_dir, out_dir):
             x, y, w, h = a["bbox"]
             W, H = float(im["width"]), float(im["height"])
             lines[a["image_id"]].append(
-                f"{index[a['category_id']]} {(x + w / 2) / W:.6f} {(y + h / 2) / H:.6f} {w / W:.6f} {h / H:.6f}")
+                f"{index[a['category_id']]} {(x + w / 2) / W:.6f} {(y + h / 2) / H:.6f} {w / W:.6f} {h / H:.6f}"
+            )
         for iid, im in images.items():
             src = os.path.join(img_dir, im["file_name"])
             dst = os.path.join(out_img, os.path.basename(im["file_name"]))

@@ -1,7 +1,8 @@
 """Entry point the run agent starts: python -m vp_sdk.run --adapter NAME ...
 
 Exit codes: 0 success, 2 bad arguments, 3 adapter error (message on stderr),
-130/143 interrupted.
+143 interrupted (SIGTERM or Ctrl-C). On standard output it writes the lines
+of images/python/PROTOCOL.md, ending with the final line on success.
 """
 
 import argparse
@@ -10,7 +11,7 @@ import json
 import signal
 import sys
 
-from vp_sdk.sdk import AdapterError, Hyperparameters, RunContext
+from vp_sdk.sdk import Adapter, AdapterError, Hyperparameters, RunContext
 
 ADAPTERS = {
     "torchvision": "vp_sdk.adapters.torchvision_adapter:TorchvisionAdapter",
@@ -21,11 +22,20 @@ ADAPTERS = {
 }
 
 
-def load_adapter(name: str):
+def adapter_class(name: str) -> type[Adapter]:
+    """The Adapter subclass registered under name."""
     if name not in ADAPTERS:
         raise AdapterError(f"unknown adapter {name!r}; known: {', '.join(sorted(ADAPTERS))}")
     mod, cls = ADAPTERS[name].split(":")
-    return getattr(importlib.import_module(mod), cls)()
+    return getattr(importlib.import_module(mod), cls)
+
+
+def load_adapter(name: str) -> Adapter:
+    return adapter_class(name)()
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt()
 
 
 def main(argv=None) -> int:
@@ -36,24 +46,37 @@ def main(argv=None) -> int:
     p.add_argument("--output", required=True, help="output directory")
     p.add_argument("--task", default="classification")
     p.add_argument("--format", default="imagefolder")
-    p.add_argument("--hyperparameters", default="{}", help="platform hyperparameters as JSON")
+    p.add_argument(
+        "--hyperparameters",
+        required=True,
+        help="the job's hyperparameters as JSON (events.Hyperparameters: epochs, batchSize, learningRate, ...)",
+    )
     p.add_argument("--dataset-digest", default="")
     p.add_argument("--image", default="")
     p.add_argument("--run-id", default="")
     args = p.parse_args(argv)
 
     # SIGTERM ends the run like Ctrl-C: adapters save what they have.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
-        hp = Hyperparameters.from_platform(json.loads(args.hyperparameters))
+        try:
+            raw = json.loads(args.hyperparameters)
+        except ValueError as e:
+            raise AdapterError(f"hyperparameters: not JSON: {e}") from e
         ctx = RunContext(
-            dataset_dir=args.dataset, output_dir=args.output, model=args.model, task=args.task,
-            dataset_format=args.format, hyperparameters=hp, dataset_digest=args.dataset_digest,
-            image=args.image, run_id=args.run_id,
+            dataset_dir=args.dataset,
+            output_dir=args.output,
+            model=args.model,
+            task=args.task,
+            dataset_format=args.format,
+            hyperparameters=Hyperparameters.from_platform(raw),
+            dataset_digest=args.dataset_digest,
+            image=args.image,
+            run_id=args.run_id,
         )
         adapter = load_adapter(args.adapter)
         metrics = adapter.run(ctx)
-        print(json.dumps({"vp": "final", "metrics": metrics}, sort_keys=True), flush=True)
+        ctx.metrics.final(metrics)
         return 0
     except AdapterError as e:
         print(f"vp_sdk: {e}", file=sys.stderr, flush=True)

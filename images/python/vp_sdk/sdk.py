@@ -1,11 +1,17 @@
 """Core types of the training SDK."""
 
+import abc
 import dataclasses
 import json
 import os
-import sys
-import time
-from typing import Any, Dict, Optional
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from vp_sdk.protocol import MetricLogger
+
+# The input side length when the job names none (events.Hyperparameters
+# leaves imageSize out when it is 0).
+DEFAULT_IMAGE_SIZE = 224
 
 
 class AdapterError(Exception):
@@ -16,48 +22,65 @@ class WeightsUnavailable(AdapterError):
     """Pretrained weights were asked for and cannot be reached."""
 
 
+_REQUIRED = object()
+
+
+def _field(d: Mapping[str, Any], name: str, kind: type, default: Any = _REQUIRED) -> Any:
+    """d[name] checked against kind (int, float, bool or dict), or default when absent."""
+    v = d.get(name)
+    if v is None:
+        if default is _REQUIRED:
+            raise AdapterError(
+                f"hyperparameters.{name} is missing: the job's hyperparameters carry epochs, batchSize and learningRate"
+            )
+        return default
+    if kind is float:
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+    elif kind is int:
+        ok = isinstance(v, int) and not isinstance(v, bool)
+    else:
+        ok = isinstance(v, kind)
+    if not ok:
+        raise AdapterError(f"hyperparameters.{name}: want {'an object' if kind is dict else kind.__name__}, got {v!r}")
+    return kind(v)
+
+
 @dataclasses.dataclass
 class Hyperparameters:
-    epochs: int = 1
-    batch_size: int = 16
-    learning_rate: float = 0.01
-    image_size: int = 224
-    seed: int = 0
-    pretrained: bool = False
-    extra: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    """The job's hyperparameters: events.Hyperparameters of the Go module.
 
-    @classmethod
-    def from_platform(cls, d: Dict[str, Any]) -> "Hyperparameters":
-        """Maps the platform's JSON names (events.Hyperparameters)."""
-        return cls(
-            epochs=int(d.get("epochs", 1)),
-            batch_size=int(d.get("batchSize", 16)),
-            learning_rate=float(d.get("learningRate", 0.01)),
-            image_size=int(d.get("imageSize") or 224),
-            seed=int(d.get("seed", 0)),
-            pretrained=bool(d.get("pretrained", False)),
-            extra=dict(d.get("extra") or {}),
-        )
-
-
-class MetricLogger:
-    """Prints one JSON line per metric event on a stream (stdout).
-
-    Every line carries ``"vp": "metric"`` so the agent can tell metric lines
-    from the framework's own output.
+    epochs, batchSize and learningRate are required there (the job's
+    validation) and the agent always passes them, so they have no defaults
+    here. The optional ones are absent when zero: seed 0, pretrained false,
+    no extra; imageSize absent means DEFAULT_IMAGE_SIZE.
     """
 
-    def __init__(self, stream=None):
-        self.stream = stream or sys.stdout
-        self.start = time.time()
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    image_size: int = DEFAULT_IMAGE_SIZE
+    seed: int = 0
+    pretrained: bool = False
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
-    def log(self, epoch: int, step: int, **metrics: float) -> None:
-        line = {"vp": "metric", "epoch": epoch, "step": step, "time": round(time.time() - self.start, 3)}
-        for k, v in metrics.items():
-            if v is not None:
-                line[k] = float(v)
-        self.stream.write(json.dumps(line, sort_keys=True) + "\n")
-        self.stream.flush()
+    @classmethod
+    def from_platform(cls, d: Any) -> "Hyperparameters":
+        """Reads the platform's JSON names (events.Hyperparameters).
+
+        Raises AdapterError naming the field that is missing or of the
+        wrong type.
+        """
+        if not isinstance(d, Mapping):
+            raise AdapterError(f"hyperparameters: want a JSON object, got {d!r}")
+        return cls(
+            epochs=_field(d, "epochs", int),
+            batch_size=_field(d, "batchSize", int),
+            learning_rate=_field(d, "learningRate", float),
+            image_size=_field(d, "imageSize", int, 0) or DEFAULT_IMAGE_SIZE,
+            seed=_field(d, "seed", int, 0),
+            pretrained=_field(d, "pretrained", bool, False),
+            extra=_field(d, "extra", dict, {}),
+        )
 
 
 @dataclasses.dataclass
@@ -85,7 +108,7 @@ class RunContext:
     def last_checkpoint(self) -> str:
         return os.path.join(self.checkpoints_dir, "last.pt")
 
-    def resume_checkpoint(self) -> Optional[str]:
+    def resume_checkpoint(self) -> str | None:
         """The checkpoint a restarted run resumes from, if any."""
         p = self.last_checkpoint
         return p if os.path.exists(p) else None
@@ -95,10 +118,10 @@ class RunContext:
         os.makedirs(p, exist_ok=True)
         return p
 
-    def write_metrics(self, metrics: Dict[str, float]) -> None:
+    def write_metrics(self, metrics: dict[str, float]) -> None:
         _write_json(os.path.join(self.output_dir, "metrics.json"), metrics)
 
-    def write_model_card(self, framework: str, extra: Optional[Dict[str, Any]] = None) -> None:
+    def write_model_card(self, framework: str, extra: dict[str, Any] | None = None) -> None:
         card = {
             "model": self.model,
             "framework": framework,
@@ -120,28 +143,52 @@ def _write_json(path: str, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-class Adapter:
-    """The interface every framework adapter implements."""
+class Adapter(abc.ABC):
+    """The interface every framework adapter implements.
 
-    framework = ""
+    The original plan's four steps: prepare data, train, evaluate, export.
+    run() calls them in that order and writes metrics.json and
+    model_card.json; an adapter implements the steps (and model_card() for
+    what its card adds), not run().
+    """
 
+    # The adapter's name: vp_sdk.run's --adapter, the model card's framework.
+    framework: ClassVar[str] = ""
+
+    @abc.abstractmethod
     def prepare_data(self, ctx: RunContext) -> Any:
-        raise NotImplementedError
+        """Reads ctx.dataset_dir into what train() takes.
 
+        Raises AdapterError when the dataset does not suit the adapter.
+        """
+
+    @abc.abstractmethod
     def train(self, ctx: RunContext, data: Any) -> Any:
-        raise NotImplementedError
+        """Trains and returns the model.
 
-    def evaluate(self, ctx: RunContext, model: Any, data: Any) -> Dict[str, float]:
-        raise NotImplementedError
+        Resumes from ctx.resume_checkpoint() when there is one (writing
+        ctx.metrics.resume), writes a metric line per epoch (ctx.metrics.log)
+        and ctx.last_checkpoint at least every epoch.
+        """
 
+    @abc.abstractmethod
+    def evaluate(self, ctx: RunContext, model: Any, data: Any) -> dict[str, float]:
+        """The model's metrics on the validation data."""
+
+    @abc.abstractmethod
     def export(self, ctx: RunContext, model: Any) -> None:
-        raise NotImplementedError
+        """Writes the trained model under ctx.weights_dir."""
 
-    def run(self, ctx: RunContext) -> Dict[str, float]:
+    def model_card(self, ctx: RunContext, model: Any) -> dict[str, Any]:
+        """What this adapter adds to model_card.json (nothing by default)."""
+        return {}
+
+    def run(self, ctx: RunContext) -> dict[str, float]:
+        """The four steps, then metrics.json and model_card.json; returns the final metrics."""
         data = self.prepare_data(ctx)
         model = self.train(ctx, data)
         metrics = self.evaluate(ctx, model, data)
         self.export(ctx, model)
         ctx.write_metrics(metrics)
-        ctx.write_model_card(self.framework)
+        ctx.write_model_card(self.framework, self.model_card(ctx, model))
         return metrics

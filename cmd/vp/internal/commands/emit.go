@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -8,7 +9,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/vision-platform/vp/events/emit"
+	"github.com/vision-platform/vp/events/sender"
 )
+
+// emitFlags names the flag of each emit.Options field a *emit.FieldError
+// can name.
+var emitFlags = map[string]string{"Type": "--type", "Extensions": "--ext"}
 
 func newEmitCmd(_ *rootFlags) *cobra.Command {
 	var o emit.Options
@@ -18,7 +24,12 @@ func newEmitCmd(_ *rootFlags) *cobra.Command {
 		Short: "Send one CloudEvent to a broker",
 		Long: `Send one CloudEvent to a broker's ingress. For the platform's own types
 (dev.visionplatform.*) the data is validated first and id, subject, jobid,
-dataschema and traceparent are filled in as the functions would.`,
+dataschema and traceparent are filled in as the functions would.
+
+Delivery follows the platform's one retry policy (package events/sender): no
+answer, 404, 408, 409, 425, 429 and 5xx (but 501 and 505) are tried again
+with exponential backoff and jitter, up to 8 attempts within 30 s, honouring
+Retry-After within that bound; any other answer is final.`,
 		Example: `  vp emit --type dev.visionplatform.job.requested --data-file job.json
   echo '{"hello":"world"}' | vp emit --type com.example.hello --source /me --data-file -
   vp emit --type com.example.ping --source /me --ext priority=5 --data '{}'`,
@@ -41,12 +52,28 @@ dataschema and traceparent are filled in as the functions would.`,
 					return fmt.Errorf("reading data: %w", err)
 				}
 				o.Data = string(b)
+			} else {
+				o.DataName = "--data"
+			}
+			var opts []sender.Option
+			if o.Structured {
+				opts = append(opts, sender.WithStructured())
+			}
+			s, err := sender.New(o.Broker, opts...)
+			if err != nil {
+				return fmt.Errorf("--broker: %w", err)
 			}
 			e, err := emit.Build(cmd.Context(), o)
+			var fe *emit.FieldError
+			if errors.As(err, &fe) && emitFlags[fe.Field] != "" {
+				flagErr := *fe
+				flagErr.Field = emitFlags[fe.Field]
+				return &flagErr
+			}
 			if err != nil {
 				return err
 			}
-			if err := emit.Send(cmd.Context(), o.Broker, e, o.Structured); err != nil {
+			if err := s.Send(cmd.Context(), e); err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), e.ID())

@@ -31,7 +31,7 @@ func main() {
 func run(ctx context.Context, eventPath, workDir, logFormat string) int {
 	log, err := agent.Logger(os.Stderr, logFormat)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "vp-agent:", err)
+		fmt.Fprintln(os.Stderr, "vp-agent:", flagError(err))
 		return 2
 	}
 	req, err := agent.LoadRequest(eventPath, os.Stdin)
@@ -56,6 +56,21 @@ func run(ctx context.Context, eventPath, workDir, logFormat string) int {
 		return 143
 	}
 	return 1
+}
+
+// flags names the flag of each agent setting a *agent.FieldError can name.
+var flags = map[string]string{"LogFormat": "--log-format"}
+
+// flagError says err in the words of the command line: a *agent.FieldError
+// names its flag.
+func flagError(err error) error {
+	var fe *agent.FieldError
+	if errors.As(err, &fe) && flags[fe.Field] != "" {
+		fe2 := *fe
+		fe2.Field = flags[fe.Field]
+		return &fe2
+	}
+	return err
 }
 
 func envOr(k, def string) string {

@@ -14,10 +14,9 @@ from vp_sdk.sdk import AdapterError, WeightsUnavailable
 
 def _transformers():
     try:
-        import transformers  # noqa: F401
+        import transformers
     except ImportError as e:
-        raise AdapterError(f"transformers is not installed in this image: {e}")
-    import transformers
+        raise AdapterError(f"transformers is not installed in this image: {e}") from e
     return transformers
 
 
@@ -45,16 +44,23 @@ class HuggingFaceAdapter(TorchvisionAdapter):
         if hp.pretrained:
             try:
                 return tf.AutoModelForImageClassification.from_pretrained(
-                    ctx.model, num_labels=num_classes, id2label=labels, label2id={v: k for k, v in labels.items()},
-                    ignore_mismatched_sizes=True)
+                    ctx.model,
+                    num_labels=num_classes,
+                    id2label=labels,
+                    label2id={v: k for k, v in labels.items()},
+                    ignore_mismatched_sizes=True,
+                )
             except Exception as e:
-                raise WeightsUnavailable(f"pretrained weights for {ctx.model} cannot be loaded: {e}")
+                raise WeightsUnavailable(f"pretrained weights for {ctx.model} cannot be loaded: {e}") from e
         try:
-            cfg = tf.AutoConfig.for_model(ctx.model, num_labels=num_classes, id2label=labels,
-                                          label2id={v: k for k, v in labels.items()})
+            cfg = tf.AutoConfig.for_model(
+                ctx.model, num_labels=num_classes, id2label=labels, label2id={v: k for k, v in labels.items()}
+            )
         except ValueError as e:
-            raise AdapterError(f"transformers has no model type {ctx.model!r} (from scratch, give a model type; "
-                               f"with pretrained: true, a hub id): {e}")
+            raise AdapterError(
+                f"transformers has no model type {ctx.model!r} (from scratch, give a model type; "
+                f"with pretrained: true, a hub id): {e}"
+            ) from e
         if hasattr(cfg, "image_size"):
             cfg.image_size = hp.image_size
         return tf.AutoModelForImageClassification.from_config(cfg)
@@ -65,12 +71,12 @@ class HuggingFaceAdapter(TorchvisionAdapter):
         hp = ctx.hyperparameters
         model = self.build_model(ctx, len(data["classes"]))
         resume = ctx.resume_checkpoint()
-        done = 0
+        done, done_steps = 0, 0
         if resume:
             ck = torch.load(resume, map_location="cpu")
             model.load_state_dict(ck["model"])
-            done = ck["epoch"]
-            print(f'{{"vp": "resume", "epoch": {done}, "step": {ck["step"]}}}', flush=True)
+            done, done_steps = ck["epoch"], ck["step"]
+            ctx.metrics.resume(done, done_steps)
         adapter, metrics = self, ctx.metrics
 
         class Report(tf.TrainerCallback):
@@ -78,10 +84,17 @@ class HuggingFaceAdapter(TorchvisionAdapter):
                 epoch = done + int(round(state.epoch or 0))
                 losses = [h["loss"] for h in state.log_history if "loss" in h]
                 val = adapter.evaluate(ctx, model, data)
-                metrics.log(epoch, done * 0 + state.global_step, loss=losses[-1] if losses else None,
-                            lr=(state.log_history[-1].get("learning_rate") if state.log_history else hp.learning_rate), **val)
+                # the Trainer counts steps from 0 again after a resume
+                step = done_steps + state.global_step
+                metrics.log(
+                    epoch,
+                    step,
+                    loss=losses[-1] if losses else None,
+                    lr=(state.log_history[-1].get("learning_rate") if state.log_history else hp.learning_rate),
+                    **val,
+                )
                 tmp = ctx.last_checkpoint + ".tmp"
-                torch.save({"model": model.state_dict(), "epoch": epoch, "step": state.global_step}, tmp)
+                torch.save({"model": model.state_dict(), "epoch": epoch, "step": step}, tmp)
                 os.replace(tmp, ctx.last_checkpoint)
                 model.train()
 
@@ -89,14 +102,20 @@ class HuggingFaceAdapter(TorchvisionAdapter):
         if remaining <= 0:
             return model
         args = tf.TrainingArguments(
-            output_dir=os.path.join(ctx.output_dir, "hf"), num_train_epochs=remaining,
-            per_device_train_batch_size=hp.batch_size, learning_rate=hp.learning_rate, seed=hp.seed,
-            logging_strategy="steps", logging_steps=1, save_strategy="no", report_to=[],
-            dataloader_num_workers=int(hp.extra.get("workers", 0)), remove_unused_columns=False,
+            output_dir=os.path.join(ctx.output_dir, "hf"),
+            num_train_epochs=remaining,
+            per_device_train_batch_size=hp.batch_size,
+            learning_rate=hp.learning_rate,
+            seed=hp.seed,
+            logging_strategy="steps",
+            logging_steps=1,
+            save_strategy="no",
+            report_to=[],
+            dataloader_num_workers=int(hp.extra.get("workers", 0)),
+            remove_unused_columns=False,
             use_cpu=not torch.cuda.is_available(),
         )
-        trainer = tf.Trainer(model=model, args=args, train_dataset=_Wrap(data["train"].dataset),
-                             callbacks=[Report()])
+        trainer = tf.Trainer(model=model, args=args, train_dataset=_Wrap(data["train"].dataset), callbacks=[Report()])
         trainer.train()
         return model
 

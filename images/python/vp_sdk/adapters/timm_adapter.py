@@ -11,12 +11,12 @@ class TimmAdapter(TorchvisionAdapter):
         try:
             import timm
         except ImportError as e:
-            raise AdapterError(f"timm is not installed in this image: {e}")
+            raise AdapterError(f"timm is not installed in this image: {e}") from e
         if ctx.model not in timm.list_models():
             raise AdapterError(f"timm has no model {ctx.model!r}")
         try:
             return timm.create_model(ctx.model, pretrained=ctx.hyperparameters.pretrained, num_classes=num_classes)
         except Exception as e:
             if ctx.hyperparameters.pretrained:
-                raise WeightsUnavailable(f"pretrained weights for {ctx.model} cannot be loaded: {e}")
+                raise WeightsUnavailable(f"pretrained weights for {ctx.model} cannot be loaded: {e}") from e
             raise

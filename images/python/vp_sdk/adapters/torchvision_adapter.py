@@ -13,17 +13,18 @@ from vp_sdk.sdk import Adapter, AdapterError, WeightsUnavailable
 
 def _torch():
     try:
-        import torch  # noqa: F401
-        import torchvision  # noqa: F401
-    except ImportError as e:  # pragma: no cover - depends on the image
-        raise AdapterError(f"torch and torchvision are not installed in this image: {e}")
-    import torch
-    import torchvision
+        import torch
+        import torchvision
+    except ImportError as e:  # depends on the image
+        raise AdapterError(f"torch and torchvision are not installed in this image: {e}") from e
     return torch, torchvision
 
 
 class TorchvisionAdapter(Adapter):
     framework = "torchvision"
+
+    def __init__(self):
+        self._classes: list[str] = []  # set by prepare_data
 
     def device(self):
         torch, _ = _torch()
@@ -40,11 +41,13 @@ class TorchvisionAdapter(Adapter):
         if not os.path.isdir(train_dir):
             raise AdapterError(f"no train/ directory in {ctx.dataset_dir}")
         size = ctx.hyperparameters.image_size
-        tf = transforms.Compose([
-            transforms.Resize((size, size)),
-            transforms.ToTensor(),
-            transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
-        ])
+        tf = transforms.Compose(
+            [
+                transforms.Resize((size, size)),
+                transforms.ToTensor(),
+                transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+            ]
+        )
         train = datasets.ImageFolder(train_dir, transform=tf)
         val_dir = os.path.join(ctx.dataset_dir, "val")
         if os.path.isdir(val_dir):
@@ -59,6 +62,8 @@ class TorchvisionAdapter(Adapter):
         classes = train.classes
         if len(classes) < 2:
             raise AdapterError(f"need at least two classes, found {classes}")
+        # build_model (huggingface: the label names) and export (labels.json) use them
+        self._classes = list(classes)
         bs = ctx.hyperparameters.batch_size
         g = torch.Generator().manual_seed(ctx.hyperparameters.seed)
         # Decoding images keeps a GPU waiting: on a GPU, load in worker
@@ -84,7 +89,7 @@ class TorchvisionAdapter(Adapter):
         try:
             model = ctor(weights="DEFAULT")
         except Exception as e:  # network, hub, missing weights
-            raise WeightsUnavailable(f"pretrained weights for {name} cannot be loaded: {e}")
+            raise WeightsUnavailable(f"pretrained weights for {name} cannot be loaded: {e}") from e
         return self._replace_head(model, num_classes)
 
     @staticmethod
@@ -119,7 +124,7 @@ class TorchvisionAdapter(Adapter):
             model.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optimizer"])
             start_epoch, step = ck["epoch"] + 1, ck["step"]
-            print(json.dumps({"vp": "resume", "epoch": ck["epoch"], "step": step}), flush=True)
+            ctx.metrics.resume(ck["epoch"], step)
         for epoch in range(start_epoch, hp.epochs + 1):
             model.train()
             total, n = 0.0, 0
@@ -162,14 +167,7 @@ class TorchvisionAdapter(Adapter):
         torch, _ = _torch()
         torch.save(model.state_dict(), os.path.join(ctx.weights_dir, "model.pt"))
         with open(os.path.join(ctx.weights_dir, "labels.json"), "w") as f:
-            json.dump(getattr(self, "_classes", None) or [], f)
+            json.dump(self._classes, f)
 
-    def run(self, ctx):
-        data = self.prepare_data(ctx)
-        self._classes = list(data["classes"])
-        model = self.train(ctx, data)
-        metrics = self.evaluate(ctx, model, data)
-        self.export(ctx, model)
-        ctx.write_metrics(metrics)
-        ctx.write_model_card(self.framework, {"classes": self._classes, "device": str(next(model.parameters()).device)})
-        return metrics
+    def model_card(self, ctx, model):
+        return {"classes": self._classes, "device": str(next(model.parameters()).device)}

@@ -9,6 +9,7 @@ model config ("yolov8n.yaml": from scratch, no download) or weights
 import os
 import shutil
 
+from vp_sdk.protocol import RESERVED
 from vp_sdk.sdk import Adapter, AdapterError, WeightsUnavailable
 
 
@@ -18,12 +19,15 @@ class UltralyticsAdapter(Adapter):
     def prepare_data(self, ctx):
         if ctx.dataset_format == "coco":
             from vp_sdk.formats import coco_to_yolo
+
             try:
                 return coco_to_yolo(ctx.dataset_dir, os.path.join(ctx.output_dir, "yolo-dataset"))
             except (ValueError, KeyError, OSError) as e:
-                raise AdapterError(f"converting the COCO dataset: {e}")
+                raise AdapterError(f"converting the COCO dataset: {e}") from e
         if ctx.dataset_format != "yolo":
-            raise AdapterError(f"the ultralytics adapter takes yolo (data.yaml) or coco datasets, not {ctx.dataset_format}")
+            raise AdapterError(
+                f"the ultralytics adapter takes yolo (data.yaml) or coco datasets, not {ctx.dataset_format}"
+            )
         data = os.path.join(ctx.dataset_dir, "data.yaml")
         if not os.path.exists(data):
             raise AdapterError(f"no data.yaml in {ctx.dataset_dir}")
@@ -33,7 +37,7 @@ class UltralyticsAdapter(Adapter):
         try:
             from ultralytics import YOLO
         except ImportError as e:
-            raise AdapterError(f"ultralytics is not installed in this image: {e}")
+            raise AdapterError(f"ultralytics is not installed in this image: {e}") from e
         hp = ctx.hyperparameters
         name = ctx.model
         resume = ctx.resume_checkpoint()
@@ -43,25 +47,42 @@ class UltralyticsAdapter(Adapter):
             try:
                 model = YOLO(name if name.endswith(".pt") else name + ".pt")
             except Exception as e:
-                raise WeightsUnavailable(f"pretrained weights for {name} cannot be loaded: {e}")
+                raise WeightsUnavailable(f"pretrained weights for {name} cannot be loaded: {e}") from e
         else:
             model = YOLO(name if name.endswith(".yaml") else name + ".yaml")
         metrics = ctx.metrics
 
         def on_fit_epoch_end(trainer):
             m = {k.replace("metrics/", "").replace("(B)", ""): float(v) for k, v in (trainer.metrics or {}).items()}
+            m = {k: v for k, v in m.items() if k not in RESERVED and k not in ("loss", "lr")}
             loss = float(trainer.tloss.sum()) if getattr(trainer, "tloss", None) is not None else None
-            metrics.log(trainer.epoch + 1, int(getattr(trainer, "iterations", 0) or 0), loss=loss,
-                        lr=trainer.optimizer.param_groups[0]["lr"], **m)
+            metrics.log(
+                trainer.epoch + 1,
+                int(getattr(trainer, "iterations", 0) or 0),
+                loss=loss,
+                lr=trainer.optimizer.param_groups[0]["lr"],
+                **m,
+            )
             last = os.path.join(trainer.save_dir, "weights", "last.pt")
             if os.path.exists(last):
                 shutil.copy2(last, ctx.last_checkpoint + ".tmp")
                 os.replace(ctx.last_checkpoint + ".tmp", ctx.last_checkpoint)
 
         model.add_callback("on_fit_epoch_end", on_fit_epoch_end)
-        model.train(data=data, epochs=hp.epochs, batch=hp.batch_size, lr0=hp.learning_rate, imgsz=hp.image_size,
-                    seed=hp.seed, project=os.path.join(ctx.output_dir, "ultralytics"), name="train", exist_ok=True,
-                    resume=bool(resume), verbose=False, plots=False)
+        model.train(
+            data=data,
+            epochs=hp.epochs,
+            batch=hp.batch_size,
+            lr0=hp.learning_rate,
+            imgsz=hp.image_size,
+            seed=hp.seed,
+            project=os.path.join(ctx.output_dir, "ultralytics"),
+            name="train",
+            exist_ok=True,
+            resume=bool(resume),
+            verbose=False,
+            plots=False,
+        )
         return model
 
     def evaluate(self, ctx, model, data):
