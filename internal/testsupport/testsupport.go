@@ -5,10 +5,6 @@ package testsupport
 import (
 	"context"
 	"fmt"
-	"image"
-	"image/color"
-	"image/png"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -24,6 +20,7 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/minio/minio-go/v7"
 
+	"github.com/vision-platform/vp/internal/dataset/datasettest"
 	localminio "github.com/vision-platform/vp/local/minio"
 )
 
@@ -116,40 +113,10 @@ func (m *MinIO) PutDir(t testing.TB, dir, bucket, prefix string) {
 
 // MakeImageFolder writes a two-class ImageFolder dataset of small PNGs:
 // reddish "cat" and bluish "dog" images, perClass in train/ and perClass/2
-// in val/.
+// in val/. It is datasettest.MakeImageFolder, kept here for its callers.
 func MakeImageFolder(t testing.TB, dir string, perClass, side int) {
 	t.Helper()
-	r := rand.New(rand.NewPCG(7, 9))
-	for _, split := range []struct {
-		name string
-		n    int
-	}{{"train", perClass}, {"val", perClass / 2}} {
-		for ci, class := range []string{"cat", "dog"} {
-			d := filepath.Join(dir, split.name, class)
-			if err := os.MkdirAll(d, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			for i := 0; i < split.n; i++ {
-				img := image.NewRGBA(image.Rect(0, 0, side, side))
-				for y := 0; y < side; y++ {
-					for x := 0; x < side; x++ {
-						n := uint8(r.IntN(60))
-						c := color.RGBA{200 + n/2, n, n, 255}
-						if ci == 1 {
-							c = color.RGBA{n, n, 200 + n/2, 255}
-						}
-						img.Set(x, y, c)
-					}
-				}
-				f, err := os.Create(filepath.Join(d, fmt.Sprintf("%03d.png", i)))
-				if err != nil {
-					t.Fatal(err)
-				}
-				png.Encode(f, img)
-				f.Close()
-			}
-		}
-	}
+	datasettest.MakeImageFolder(t, dir, perClass, side)
 }
 
 // Python is the interpreter that has Debian's python3-torch.
