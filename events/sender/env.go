@@ -10,12 +10,17 @@ import (
 // (ErrNoSink when unset) and K_CE_OVERRIDES, when set, is
 // {"extensions": {"name": "value", ...}}, set on every event. opts come
 // after those, so they may override them.
-func FromEnv(opts ...Option) (*HTTP, error) {
-	sink := os.Getenv("K_SINK")
+func FromEnv(opts ...Option) (*HTTP, error) { return FromLookup(os.Getenv, opts...) }
+
+// FromLookup is FromEnv with K_SINK and K_CE_OVERRIDES read through getenv
+// (a function's configuration map, say) instead of the process
+// environment.
+func FromLookup(getenv func(string) string, opts ...Option) (*HTTP, error) {
+	sink := getenv("K_SINK")
 	if sink == "" {
 		return nil, ErrNoSink
 	}
-	if v := os.Getenv("K_CE_OVERRIDES"); v != "" {
+	if v := getenv("K_CE_OVERRIDES"); v != "" {
 		var ov struct {
 			Extensions map[string]string `json:"extensions"`
 		}

@@ -11,13 +11,17 @@ import (
 // VP_S3_ACCESS_KEY / VP_S3_SECRET_KEY / VP_S3_SESSION_TOKEN (or
 // AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN) and
 // VP_S3_SECURE (true for TLS; default false).
-func FromEnv() (*MinIO, error) {
-	endpoint := os.Getenv("VP_S3_ENDPOINT")
+func FromEnv() (*MinIO, error) { return FromLookup(os.Getenv) }
+
+// FromLookup is FromEnv with the settings read through getenv (a function's
+// configuration map, say) instead of the process environment.
+func FromLookup(getenv func(string) string) (*MinIO, error) {
+	endpoint := getenv("VP_S3_ENDPOINT")
 	if endpoint == "" {
 		return nil, ErrNoEndpoint
 	}
 	secure := false
-	if v := os.Getenv("VP_S3_SECURE"); v != "" {
+	if v := getenv("VP_S3_SECURE"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			return nil, fmt.Errorf("VP_S3_SECURE %q is not a boolean", v)
@@ -25,9 +29,9 @@ func FromEnv() (*MinIO, error) {
 		secure = b
 	}
 	creds := Credentials{
-		AccessKey:    firstEnv("VP_S3_ACCESS_KEY", "AWS_ACCESS_KEY_ID"),
-		SecretKey:    firstEnv("VP_S3_SECRET_KEY", "AWS_SECRET_ACCESS_KEY"),
-		SessionToken: firstEnv("VP_S3_SESSION_TOKEN", "AWS_SESSION_TOKEN"),
+		AccessKey:    firstEnv(getenv, "VP_S3_ACCESS_KEY", "AWS_ACCESS_KEY_ID"),
+		SecretKey:    firstEnv(getenv, "VP_S3_SECRET_KEY", "AWS_SECRET_ACCESS_KEY"),
+		SessionToken: firstEnv(getenv, "VP_S3_SESSION_TOKEN", "AWS_SESSION_TOKEN"),
 	}
 	m, err := NewMinIO(endpoint, creds, secure)
 	if err != nil {
@@ -36,9 +40,9 @@ func FromEnv() (*MinIO, error) {
 	return m, nil
 }
 
-func firstEnv(keys ...string) string {
+func firstEnv(getenv func(string) string, keys ...string) string {
 	for _, k := range keys {
-		if v := os.Getenv(k); v != "" {
+		if v := getenv(k); v != "" {
 			return v
 		}
 	}

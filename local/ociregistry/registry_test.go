@@ -3,11 +3,11 @@ package ociregistry
 import (
 	"context"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -18,45 +18,80 @@ import (
 	"github.com/vision-platform/vp/internal/testsupport"
 )
 
-// serve runs the registry stored in dir on a loopback port.
-func serve(t *testing.T, dir string) (string, func()) {
+// serve runs the registry stored in dir on a loopback port with Serve;
+// stop shuts it down and fails the test if Serve failed. Stopping twice is
+// harmless, and the test's end stops it too.
+func serve(t *testing.T, dir string, opts ...Option) (string, func()) {
 	t.Helper()
-	h, err := New(context.Background(), dir)
+	return serveRegistry(t, newRegistry(t, dir, opts...))
+}
+
+func newRegistry(t *testing.T, dir string, opts ...Option) *Registry {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	r, err := New(ctx, dir, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return r
+}
+
+func serveRegistry(t *testing.T, r *Registry) (string, func()) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: h}
-	go srv.Serve(ln)
-	return ln.Addr().String(), func() { srv.Close() }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Serve(ctx, ln) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return ln.Addr().String(), stop
+}
+
+func parseRef(t *testing.T, s string) name.Reference {
+	t.Helper()
+	ref, err := name.ParseReference(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ref
 }
 
 func TestInt_PersistsAcrossRestarts(t *testing.T) {
+	testsupport.Integration(t)
 	dir := t.TempDir()
 	addr, stop := serve(t, dir)
 	img, err := random.Image(1<<16, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref, _ := name.ParseReference(addr + "/vp/test:v1")
-	if err := remote.Write(ref, img); err != nil {
+	if err := remote.Write(parseRef(t, addr+"/vp/test:v1"), img); err != nil {
 		t.Fatalf("push: %v", err)
 	}
-	want, _ := img.Digest()
+	want, err := img.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
 	stop()
 
-	addr2, stop2 := serve(t, dir) // a new process would see the same
-	defer stop2()
-	ref2, _ := name.ParseReference(addr2 + "/vp/test:v1")
-	got, err := remote.Image(ref2)
+	addr2, _ := serve(t, dir) // a new process would see the same
+	got, err := remote.Image(parseRef(t, addr2+"/vp/test:v1"))
 	if err != nil {
 		t.Fatalf("pull after restart: %v", err)
 	}
-	if d, _ := got.Digest(); d != want {
-		t.Errorf("digest after restart = %s, want %s", d, want)
+	if d, err := got.Digest(); err != nil || d != want {
+		t.Errorf("digest after restart = %s (%v), want %s", d, err, want)
 	}
 	if err := validate.Image(got); err != nil {
 		t.Errorf("image after restart: %v", err)
@@ -68,9 +103,9 @@ func TestInt_PersistsAcrossRestarts(t *testing.T) {
 // implement are switched off here, each named: sha512 digests, the
 // referrers API and subjects, and non-distributable layers.
 func TestInt_Conformance(t *testing.T) {
+	testsupport.Integration(t)
 	bin := testsupport.Tool(t, "conformance", "the OCI conformance tool")
-	addr, stop := serve(t, t.TempDir())
-	defer stop()
+	addr, _ := serve(t, t.TempDir())
 	results := t.TempDir()
 	cmd := exec.Command(bin)
 	cmd.Dir = results
@@ -87,7 +122,10 @@ func TestInt_Conformance(t *testing.T) {
 		summary = summary[i:]
 	}
 	if err != nil {
-		junit, _ := os.ReadFile(filepath.Join(results, "junit.xml"))
+		junit, jerr := os.ReadFile(filepath.Join(results, "junit.xml"))
+		if jerr != nil {
+			junit = []byte(jerr.Error())
+		}
 		t.Fatalf("conformance: %v\n%s\n--- failures (junit) ---\n%s", err, tail(string(out), 4000), failures(string(junit)))
 	}
 	t.Logf("conformance passed: %s", strings.TrimSpace(summary))

@@ -27,6 +27,11 @@ type BrokerConfig struct {
 	ValidateVocabulary bool
 	SyncAlways         bool
 	Brokers            []string
+	// Ingress limits; zero keeps the broker's default.
+	ReadTimeout    time.Duration
+	MaxConns       int
+	MaxConnsPerIP  int
+	MaxHeaderBytes int
 }
 
 func (c BrokerConfig) options(log zerolog.Logger) ([]broker.Option, error) {
@@ -58,6 +63,18 @@ func (c BrokerConfig) options(log zerolog.Logger) ([]broker.Option, error) {
 	}
 	if c.Parallelism != 0 {
 		opts = append(opts, broker.WithParallelism(c.Parallelism))
+	}
+	if c.ReadTimeout != 0 {
+		opts = append(opts, broker.WithReadTimeout(c.ReadTimeout))
+	}
+	if c.MaxConns != 0 {
+		opts = append(opts, broker.WithMaxConns(c.MaxConns))
+	}
+	if c.MaxConnsPerIP != 0 {
+		opts = append(opts, broker.WithMaxConnsPerIP(c.MaxConnsPerIP))
+	}
+	if c.MaxHeaderBytes != 0 {
+		opts = append(opts, broker.WithMaxHeaderBytes(c.MaxHeaderBytes))
 	}
 	for _, b := range c.Brokers {
 		opts = append(opts, broker.WithBroker(b))
@@ -104,8 +121,8 @@ func serve(ctx context.Context, ln net.Listener, h http.Handler, log zerolog.Log
 
 // RunRegistry serves the embedded OCI registry stored in dir on addr until
 // ctx ends.
-func RunRegistry(ctx context.Context, dir, addr string, log zerolog.Logger) error {
-	h, err := ociregistry.New(ctx, dir)
+func RunRegistry(ctx context.Context, dir, addr string, log zerolog.Logger, opts ...ociregistry.Option) error {
+	reg, err := ociregistry.New(ctx, dir, opts...)
 	if err != nil {
 		return err
 	}
@@ -114,5 +131,5 @@ func RunRegistry(ctx context.Context, dir, addr string, log zerolog.Logger) erro
 		return fmt.Errorf("listening on %s: %w", addr, err)
 	}
 	log.Info().Str("addr", ln.Addr().String()).Str("data", dir).Msg("OCI registry listening")
-	return serve(ctx, ln, h, log)
+	return reg.Serve(ctx, ln)
 }

@@ -107,7 +107,7 @@ spec:
 	g.Go(func() error {
 		rlog := log.With().Str("component", "registry").Logger()
 		rlog.Info().Str("addr", regLn.Addr().String()).Msg("OCI registry listening")
-		return serve(ctx, regLn, reg, rlog)
+		return reg.Serve(ctx, regLn)
 	})
 	g.Go(func() error {
 		dlog := log.With().Str("component", "event-display").Logger()
