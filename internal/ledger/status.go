@@ -24,21 +24,10 @@ const (
 	StateCancelled  = events.StatusCancelled
 )
 
-// rank orders the states: a fold keeps the highest, so duplicates and late
-// arrivals never move a job backwards. Terminal states share the top rank.
-var rank = map[string]int{
-	"":              0,
-	StateRequested:  1,
-	StateQueued:     2,
-	StateRunning:    3,
-	StateCancelling: 4,
-	StateSucceeded:  5,
-	StateFailed:     5,
-	StateCancelled:  5,
-}
-
 // Terminal reports whether a job in state s is over.
-func Terminal(s string) bool { return rank[s] == 5 }
+func Terminal(s string) bool {
+	return s == StateSucceeded || s == StateFailed || s == StateCancelled
+}
 
 // Entry is one event of a job's timeline.
 type Entry struct {
@@ -80,26 +69,19 @@ type JobStatus struct {
 	Log             string                  `json:"log,omitempty"`
 	LogTail         string                  `json:"logTail,omitempty"`
 	DurationSeconds float64                 `json:"durationSeconds,omitempty"`
-	CancelRequested bool                    `json:"cancelRequested,omitempty"`
-	Created         time.Time               `json:"created"`
-	Updated         time.Time               `json:"updated"`
+	// The facts the state is derived from, whatever order they came in.
+	RunStatus    string    `json:"runStatus,omitempty"`    // run.finished's status
+	RunReason    string    `json:"runReason,omitempty"`    // and its reason
+	ImageFailure string    `json:"imageFailure,omitempty"` // image.failed's reason: message
+	CancelReason string    `json:"cancelReason,omitempty"`
+	Cancelled    bool      `json:"cancelRequested,omitempty"`
+	Started      bool      `json:"started,omitempty"` // run.started or run.progress seen
+	Built        bool      `json:"built,omitempty"`   // image.built seen
+	Created      time.Time `json:"created"`
+	Updated      time.Time `json:"updated"`
 	// Timeline lists every event but run.progress (of which Progress keeps
 	// the latest), by time then id, each once.
 	Timeline []Entry `json:"timeline"`
-}
-
-// terminalPriority settles which ending a job keeps when two arrive: the
-// run's own ending over the image's failure over a cancel.
-func terminalPriority(t events.Type) int {
-	switch t {
-	case events.RunFinished:
-		return 3
-	case events.ImageFailed:
-		return 2
-	case events.JobCancelled:
-		return 1
-	}
-	return 0
 }
 
 // Apply folds one event into the status. Events of other jobs, and events
@@ -129,80 +111,75 @@ func (s *JobStatus) Apply(e event.Event) error {
 	switch d := p.(type) {
 	case *events.JobRequestedData:
 		s.setJob(*d)
-		s.advance(StateRequested, "", typ)
 	case *events.ImageBuiltData:
 		s.setJob(d.Request)
 		s.Image = d.Reference
 		hit := d.CacheHit
 		s.ImageCacheHit = &hit
-		s.advance(StateQueued, "", typ)
+		s.Built = true
 	case *events.ImageFailedData:
-		s.advance(StateFailed, d.Reason+": "+d.Message, typ)
+		s.ImageFailure = d.Reason + ": " + d.Message
 	case *events.RunStartedData:
 		s.setJob(d.Job)
-		s.RunID, s.Executor, s.GPUs, s.Output = d.RunID, d.Executor, d.GPUs, d.Output
+		s.RunID, s.Executor, s.GPUs, s.Output, s.Started = d.RunID, d.Executor, d.GPUs, d.Output, true
 		if s.Image == "" {
 			s.Image = d.Image
 		}
-		s.advance(StateRunning, "", typ)
 	case *events.RunProgressData:
 		if s.RunID == "" {
 			s.RunID = d.RunID
 		}
-		if pr := s.Progress; pr == nil || d.Step > pr.Step || (d.Step == pr.Step && (d.Epoch > pr.Epoch || (d.Epoch == pr.Epoch && d.Time.After(pr.Time)))) {
+		s.Started = true
+		if pr := s.Progress; pr == nil || later(d, pr) {
 			s.Progress = &Progress{Epoch: d.Epoch, Step: d.Step, Metrics: d.Metrics, Time: d.Time.UTC()}
 		}
-		s.advance(StateRunning, "", typ)
 	case *events.RunFinishedData:
 		if s.RunID == "" {
 			s.RunID = d.RunID
 		}
+		s.RunStatus, s.RunReason = d.Status, d.Reason
 		s.Metrics, s.Artifacts, s.Log, s.LogTail, s.DurationSeconds = d.Metrics, d.Artifacts, d.Log, d.LogTail, d.DurationSeconds
-		s.advance(d.Status, d.Reason, typ)
 	case *events.JobCancelledData:
-		s.CancelRequested = true
-		switch {
-		case Terminal(s.State):
-		case rank[s.State] >= rank[StateRunning]:
-			s.advance(StateCancelling, d.Reason, typ)
-		default:
-			s.advance(StateCancelled, "cancelled before it ran: "+d.Reason, typ)
-		}
+		s.Cancelled, s.CancelReason = true, d.Reason
 	default:
 		return fmt.Errorf("event %s (%s) is not part of a job", e.ID(), e.Type())
 	}
+	s.derive()
 	return nil
 }
 
-// advance moves to state unless the job is past it; between two endings,
-// the one of higher priority wins, whatever the order they came in.
-func (s *JobStatus) advance(state, reason string, by events.Type) {
+// later reports whether d comes after pr: by step, then epoch, then time.
+func later(d *events.RunProgressData, pr *Progress) bool {
 	switch {
-	case Terminal(s.State) && Terminal(state):
-		if terminalPriority(by) > terminalPriority(s.endedBy()) {
-			s.State, s.Reason = state, strings.TrimSuffix(reason, ": ")
-		}
-	case rank[state] > rank[s.State]:
-		s.State = state
-		if reason != "" {
-			s.Reason = strings.TrimSuffix(reason, ": ")
-		}
+	case d.Step != pr.Step:
+		return d.Step > pr.Step
+	case d.Epoch != pr.Epoch:
+		return d.Epoch > pr.Epoch
 	}
+	return d.Time.After(pr.Time)
 }
 
-// endedBy is the type of the event that ended the job: the highest
-// priority ending in the timeline.
-func (s *JobStatus) endedBy() events.Type {
-	var best events.Type
-	for _, e := range s.Timeline {
-		if t := events.Type(e.Type); terminalPriority(t) > terminalPriority(best) && t != events.Type("") {
-			if t == events.JobCancelled && s.State != StateCancelled {
-				continue
-			}
-			best = t
-		}
+// derive sets State and Reason from the facts seen so far, so the status
+// is the same whatever order its events came in: the run's own ending
+// wins, then an image failure, then a cancel (cancelling while a run is
+// under way, cancelled before one started).
+func (s *JobStatus) derive() {
+	switch {
+	case s.RunStatus != "":
+		s.State, s.Reason = s.RunStatus, s.RunReason
+	case s.ImageFailure != "":
+		s.State, s.Reason = StateFailed, s.ImageFailure
+	case s.Cancelled && s.Started:
+		s.State, s.Reason = StateCancelling, s.CancelReason
+	case s.Cancelled:
+		s.State, s.Reason = StateCancelled, strings.TrimSuffix("cancelled before it ran: "+s.CancelReason, ": ")
+	case s.Started:
+		s.State, s.Reason = StateRunning, ""
+	case s.Built:
+		s.State, s.Reason = StateQueued, ""
+	default:
+		s.State, s.Reason = StateRequested, ""
 	}
-	return best
 }
 
 func (s *JobStatus) setJob(j events.JobRequestedData) {
