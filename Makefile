@@ -106,7 +106,7 @@ bench-broker: ## Broker throughput (1 and 8 triggers, CPU per event) and latency
 
 .PHONY: bench-images
 bench-images: deps ## Image builds: 1 GiB wheel cold/warm, sharing ratio, beside sha256+gzip and docker build
-	$(GO) test ./images/build -run '^$$' -bench BenchmarkImages -benchtime 1x -timeout 30m -v
+	$(GO) test ./images/assemble -run '^$$' -bench BenchmarkImages -benchtime 1x -timeout 30m -v
 
 .PHONY: locks
 locks: ## Resolve the framework lock files with pip (INDEX=URL and/or FIND_LINKS=DIR; needs a reachable index or wheelhouse)

@@ -1,6 +1,3 @@
-// Package publish pushes built images to a registry: blobs the registry
-// already has are skipped, blobs it has in another repository are mounted
-// rather than uploaded, and the result reports the bytes pushed and reused.
 package publish
 
 import (
@@ -20,20 +17,28 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/vision-platform/vp/images/artifact"
 )
+
+// Action is what a push did with one blob.
+type Action string
 
 // Blob actions.
 const (
-	Pushed  = "pushed"  // uploaded
-	Existed = "existed" // the repository had it
-	Mounted = "mounted" // mounted from another repository of the registry
+	Pushed  Action = "pushed"  // uploaded
+	Existed Action = "existed" // the repository had it
+	Mounted Action = "mounted" // mounted from another repository of the registry
 )
+
+// Reused reports whether the blob was not uploaded.
+func (a Action) Reused() bool { return a == Existed || a == Mounted }
 
 // Blob is what happened to one blob.
 type Blob struct {
 	Digest string `json:"digest"`
 	Size   int64  `json:"size"`
-	Action string `json:"action"`
+	Action Action `json:"action"`
 	From   string `json:"from,omitempty"` // the repository mounted from
 }
 
@@ -60,29 +65,55 @@ type Publisher struct {
 }
 
 // Option configures a Publisher.
-type Option func(*Publisher)
+type Option func(*Publisher) error
 
 // WithMountIndex keeps the blob-to-repository index in file.
-func WithMountIndex(file string) Option { return func(p *Publisher) { p.mounts = file } }
+func WithMountIndex(file string) Option {
+	return func(p *Publisher) error {
+		if file == "" {
+			return errors.New("mount index: empty file name")
+		}
+		p.mounts = file
+		return nil
+	}
+}
 
 // WithAuth sets the credentials (anonymous by default).
-func WithAuth(a authn.Authenticator) Option { return func(p *Publisher) { p.auth = a } }
+func WithAuth(a authn.Authenticator) Option {
+	return func(p *Publisher) error {
+		if a == nil {
+			return errors.New("auth: nil authenticator")
+		}
+		p.auth = a
+		return nil
+	}
+}
 
 // WithTransport sets the HTTP transport.
-func WithTransport(rt http.RoundTripper) Option { return func(p *Publisher) { p.rt = rt } }
+func WithTransport(rt http.RoundTripper) Option {
+	return func(p *Publisher) error {
+		if rt == nil {
+			return errors.New("transport: nil round tripper")
+		}
+		p.rt = rt
+		return nil
+	}
+}
 
 // New makes a Publisher.
 func New(opts ...Option) (*Publisher, error) {
 	p := &Publisher{auth: authn.Anonymous, rt: remote.DefaultTransport, index: map[string]map[string][]string{}}
 	for _, o := range opts {
-		o(p)
+		if err := o(p); err != nil {
+			return nil, err
+		}
 	}
 	if p.mounts != "" {
 		b, err := os.ReadFile(p.mounts)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
 		case err != nil:
-			return nil, err
+			return nil, fmt.Errorf("reading mount index: %w", err)
 		default:
 			if err := json.Unmarshal(b, &p.index); err != nil {
 				return nil, fmt.Errorf("reading mount index %s: %w", p.mounts, err)
@@ -93,13 +124,13 @@ func New(opts ...Option) (*Publisher, error) {
 	return p, nil
 }
 
-// Push writes img (a v1.Image or v1.ImageIndex) to ref, a tag or digest
-// reference, and reports what each blob took.
-func (p *Publisher) Push(ctx context.Context, ref name.Reference, img any) (*Result, error) {
+// Push writes a (an image or an index) to ref, a tag or digest reference,
+// and reports what each blob took.
+func (p *Publisher) Push(ctx context.Context, ref name.Reference, a artifact.Artifact) (*Result, error) {
 	repo := ref.Context()
-	blobs, err := blobsOf(img)
+	blobs, err := blobsOf(a)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("listing the blobs of %s: %w", ref, err)
 	}
 	client, err := p.client(ctx, repo)
 	if err != nil {
@@ -132,25 +163,20 @@ func (p *Publisher) Push(ctx context.Context, ref name.Reference, img any) (*Res
 		res.Blobs = append(res.Blobs, out)
 	}
 	opts := append([]remote.Option{remote.WithContext(ctx), remote.WithJobs(4)}, p.opts...)
-	var d v1.Hash
-	switch x := img.(type) {
-	case v1.Image:
-		if err := remote.Write(ref, x, opts...); err != nil {
-			return nil, fmt.Errorf("pushing %s: %w", ref, err)
-		}
-		d, err = x.Digest()
-	case v1.ImageIndex:
-		if err := remote.WriteIndex(ref, x, opts...); err != nil {
-			return nil, fmt.Errorf("pushing %s: %w", ref, err)
-		}
-		d, err = x.Digest()
-	}
+	v, err := a.Value()
 	if err != nil {
 		return nil, err
 	}
+	if err := remote.Push(ref, v, opts...); err != nil {
+		return nil, fmt.Errorf("pushing %s: %w", ref, err)
+	}
+	d, err := a.Digest()
+	if err != nil {
+		return nil, fmt.Errorf("computing the digest of %s: %w", ref, err)
+	}
 	res.Reference = repo.Digest(d.String()).String()
 	if err := p.remember(repo, blobs); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("saving mount index: %w", err)
 	}
 	return res, nil
 }
@@ -162,13 +188,17 @@ type blob struct {
 
 // blobsOf lists the layers and configs of an image or index, once each,
 // biggest first (the order they are checked in does not matter).
-func blobsOf(img any) ([]blob, error) {
+func blobsOf(a artifact.Artifact) ([]blob, error) {
+	imgs, _, err := a.Images()
+	if err != nil {
+		return nil, err
+	}
 	seen := map[v1.Hash]bool{}
 	var out []blob
-	addImage := func(im v1.Image) error {
+	for _, im := range imgs {
 		m, err := im.Manifest()
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("reading manifest: %w", err)
 		}
 		for _, d := range append([]v1.Descriptor{m.Config}, m.Layers...) {
 			if !seen[d.Digest] {
@@ -176,29 +206,6 @@ func blobsOf(img any) ([]blob, error) {
 				out = append(out, blob{d.Digest, d.Size})
 			}
 		}
-		return nil
-	}
-	switch x := img.(type) {
-	case v1.Image:
-		if err := addImage(x); err != nil {
-			return nil, err
-		}
-	case v1.ImageIndex:
-		m, err := x.IndexManifest()
-		if err != nil {
-			return nil, err
-		}
-		for _, d := range m.Manifests {
-			im, err := x.Image(d.Digest)
-			if err != nil {
-				return nil, err
-			}
-			if err := addImage(im); err != nil {
-				return nil, err
-			}
-		}
-	default:
-		return nil, fmt.Errorf("cannot push a %T", img)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].size > out[j].size })
 	return out, nil
@@ -251,18 +258,32 @@ func mount(ctx context.Context, c *http.Client, repo name.Repository, d v1.Hash,
 	if resp.StatusCode == http.StatusAccepted {
 		// An upload session was opened instead; cancel it, remote.Write
 		// uploads the blob.
-		if loc := resp.Header.Get("Location"); loc != "" {
-			if u, err := url.Parse(blobURL(repo, "")); err == nil {
-				if lu, err := u.Parse(loc); err == nil {
-					del, _ := http.NewRequestWithContext(ctx, http.MethodDelete, lu.String(), nil)
-					if r, err := c.Do(del); err == nil {
-						r.Body.Close()
-					}
-				}
-			}
-		}
+		cancelUpload(ctx, c, repo, resp.Header.Get("Location"))
 	}
 	return resp.StatusCode == http.StatusCreated, nil
+}
+
+// cancelUpload deletes the upload session at loc, best effort: a session
+// left open expires on its own.
+func cancelUpload(ctx context.Context, c *http.Client, repo name.Repository, loc string) {
+	if loc == "" {
+		return
+	}
+	u, err := url.Parse(blobURL(repo, ""))
+	if err != nil {
+		return
+	}
+	lu, err := u.Parse(loc)
+	if err != nil {
+		return
+	}
+	del, err := http.NewRequestWithContext(ctx, http.MethodDelete, lu.String(), nil)
+	if err != nil {
+		return
+	}
+	if r, err := c.Do(del); err == nil {
+		r.Body.Close()
+	}
 }
 
 func (p *Publisher) mountSource(repo name.Repository, d v1.Hash) string {

@@ -2,12 +2,11 @@ package wheel
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -15,57 +14,21 @@ import (
 	"strings"
 )
 
-// Hasher returns the hex sha256 of a file (a caching one skips unchanged
-// files).
-type Hasher func(path string) (string, error)
-
-// Fetcher finds the wheel file of a requirement whose sha256 is allowed.
+// Fetcher finds the wheel of a requirement whose sha256 the lock pins and
+// returns it from a Store: path is the stored copy, hashed as it was
+// written there.
 type Fetcher interface {
 	Fetch(ctx context.Context, r Requirement) (path, sha256 string, err error)
 }
 
-// ErrNotFound is returned when no wheel with an allowed hash is found.
-var ErrNotFound = errors.New("no wheel with an allowed hash")
-
-// Wheelhouse is a directory of wheel files.
-type Wheelhouse struct {
-	Dir  string
-	Hash Hasher
+// Sums remembers the sha256 of files by their stat (path, size,
+// modification and change times, inode), so an unchanged wheel in a
+// wheelhouse is not read again. A remembered sum only picks the stored copy
+// to install: a stale one can never put other bytes into a layer.
+type Sums interface {
+	Sum(path string, fi fs.FileInfo) (sum string, ok bool)
+	Remember(path string, fi fs.FileInfo, sum string)
 }
-
-var _ Fetcher = (*Wheelhouse)(nil)
-
-// Fetch looks for name-version-*.whl files and returns the first whose
-// sha256 the requirement allows.
-func (w *Wheelhouse) Fetch(_ context.Context, r Requirement) (string, string, error) {
-	prefix := wheelPrefix(r.Name, r.Version)
-	ents, err := os.ReadDir(w.Dir)
-	if err != nil {
-		return "", "", err
-	}
-	var seen []string
-	for _, e := range ents {
-		n := e.Name()
-		if !strings.HasSuffix(n, ".whl") || !strings.HasPrefix(strings.ToLower(n), prefix) {
-			continue
-		}
-		p := filepath.Join(w.Dir, n)
-		sum, err := w.Hash(p)
-		if err != nil {
-			return "", "", err
-		}
-		if allowed(r, sum) {
-			return p, sum, nil
-		}
-		seen = append(seen, n+" sha256="+sum)
-	}
-	if len(seen) > 0 {
-		return "", "", fmt.Errorf("%s==%s: %w in %s; found %s", r.Name, r.Version, ErrNotFound, w.Dir, strings.Join(seen, ", "))
-	}
-	return "", "", fmt.Errorf("%s==%s: %w: no %s*.whl in %s", r.Name, r.Version, ErrNotFound, prefix, w.Dir)
-}
-
-func allowed(r Requirement, sum string) bool { return r.Allows(sum) }
 
 // Allows reports whether the lock pins a wheel with this hex sha256.
 func (r Requirement) Allows(sum string) bool {
@@ -77,13 +40,86 @@ func (r Requirement) Allows(sum string) bool {
 	return false
 }
 
+// Wheelhouse is a directory of wheel files. A wheel is checked against the
+// lock before anything of it is unpacked: it is copied into Store and
+// hashed on the way, and kept only when the lock pins its hash.
+type Wheelhouse struct {
+	Dir   string
+	Store *Store
+	// Sums, when set, spares reading a wheel whose stat is unchanged and
+	// whose copy is in the store.
+	Sums Sums
+}
+
+var _ Fetcher = (*Wheelhouse)(nil)
+
+// Fetch looks for the requirement's name-version-*.whl files and returns
+// the stored copy of the first whose sha256 the requirement allows.
+func (w *Wheelhouse) Fetch(ctx context.Context, r Requirement) (string, string, error) {
+	if w.Store == nil {
+		return "", "", errors.New("wheelhouse: no store")
+	}
+	cands, err := w.Candidates(r)
+	if err != nil {
+		return "", "", err
+	}
+	var seen []string
+	for _, p := range cands {
+		path, sum, err := w.fetchOne(ctx, r, p)
+		switch {
+		case err == nil:
+			return path, sum, nil
+		case errors.Is(err, ErrNotPinned):
+			seen = append(seen, filepath.Base(p)+" sha256="+sum)
+		default:
+			return "", "", err
+		}
+	}
+	if len(seen) > 0 {
+		return "", "", fmt.Errorf("%s==%s: %w in %s; found %s", r.Name, r.Version, ErrNotFound, w.Dir, strings.Join(seen, ", "))
+	}
+	return "", "", fmt.Errorf("%s==%s: %w: no %s*.whl in %s", r.Name, r.Version, ErrNotFound, wheelPrefix(r.Name, r.Version), w.Dir)
+}
+
+// fetchOne returns the stored copy of the wheel file p, copying it into
+// the store (and hashing it) unless its remembered sum names a copy there.
+// The stat that keys the sum is taken from the open file before it is
+// read, so a file changed while it is read is read again next time.
+func (w *Wheelhouse) fetchOne(ctx context.Context, r Requirement, p string) (string, string, error) {
+	base := filepath.Base(p)
+	f, err := os.Open(p)
+	if err != nil {
+		return "", "", fmt.Errorf("opening wheel: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", "", fmt.Errorf("opening wheel: %w", err)
+	}
+	if w.Sums != nil {
+		if sum, ok := w.Sums.Sum(p, fi); ok {
+			if !r.Allows(sum) {
+				return "", sum, &NotPinnedError{File: base, Sum: sum}
+			}
+			if stored, ok := w.Store.Lookup(sum, base); ok {
+				return stored, sum, nil
+			}
+		}
+	}
+	stored, sum, err := w.Store.Add(ctx, f, base, r.Allows)
+	if sum != "" && w.Sums != nil {
+		w.Sums.Remember(p, fi, sum)
+	}
+	return stored, sum, err
+}
+
 // Candidates lists the wheel files of the requirement's name and version
 // in the wheelhouse, unverified.
 func (w *Wheelhouse) Candidates(r Requirement) ([]string, error) {
 	prefix := wheelPrefix(r.Name, r.Version)
 	ents, err := os.ReadDir(w.Dir)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading wheelhouse: %w", err)
 	}
 	var out []string
 	for _, e := range ents {
@@ -101,11 +137,12 @@ func wheelPrefix(name, version string) string {
 	return strings.ToLower(sepRE.ReplaceAllString(name, "_") + "-" + strings.ReplaceAll(version, "-", "_") + "-")
 }
 
-// Index is a PEP 691 simple repository (JSON API). Downloads are kept in
-// Dir by sha256, so each wheel is fetched once.
+// Index is a PEP 691 simple repository (JSON API). Downloads go into
+// Store, checked against the pinned hash on the way, so each wheel is
+// fetched once.
 type Index struct {
 	URL    string
-	Dir    string
+	Store  *Store
 	Client *http.Client
 }
 
@@ -123,17 +160,20 @@ type simpleProject struct {
 // Fetch asks the index for the project's files and downloads the wheel of
 // the pinned version whose sha256 is allowed, checking it on the way.
 func (x *Index) Fetch(ctx context.Context, r Requirement) (string, string, error) {
+	if x.Store == nil {
+		return "", "", errors.New("index: no store")
+	}
 	client := x.Client
 	if client == nil {
 		client = http.DefaultClient
 	}
 	base, err := url.Parse(strings.TrimSuffix(x.URL, "/") + "/" + Normalize(r.Name) + "/")
 	if err != nil {
-		return "", "", err
+		return "", "", fmt.Errorf("parsing index URL: %w", err)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base.String(), nil)
 	if err != nil {
-		return "", "", err
+		return "", "", fmt.Errorf("asking %s: %w", x.URL, err)
 	}
 	req.Header.Set("Accept", "application/vnd.pypi.simple.v1+json")
 	resp, err := client.Do(req)
@@ -151,56 +191,41 @@ func (x *Index) Fetch(ctx context.Context, r Requirement) (string, string, error
 	prefix := wheelPrefix(r.Name, r.Version)
 	for _, f := range proj.Files {
 		sum := f.Hashes["sha256"]
-		if !strings.HasSuffix(f.Filename, ".whl") || !strings.HasPrefix(strings.ToLower(f.Filename), prefix) || !allowed(r, sum) {
+		if !strings.HasSuffix(f.Filename, ".whl") || !strings.HasPrefix(strings.ToLower(f.Filename), prefix) || !r.Allows(sum) {
 			continue
 		}
-		dst := filepath.Join(x.Dir, sum[:2], sum, f.Filename)
-		if _, err := os.Stat(dst); err == nil {
-			return dst, sum, nil
+		if p, ok := x.Store.Lookup(sum, f.Filename); ok {
+			return p, sum, nil
 		}
 		u, err := base.Parse(f.URL)
 		if err != nil {
-			return "", "", err
+			return "", "", fmt.Errorf("%s==%s: parsing %q: %w", r.Name, r.Version, f.URL, err)
 		}
-		if err := download(ctx, client, u.String(), dst, sum); err != nil {
+		p, err := x.download(ctx, client, u.String(), f.Filename, sum)
+		if err != nil {
 			return "", "", fmt.Errorf("%s==%s: %w", r.Name, r.Version, err)
 		}
-		return dst, sum, nil
+		return p, sum, nil
 	}
 	return "", "", fmt.Errorf("%s==%s: %w at %s", r.Name, r.Version, ErrNotFound, base)
 }
 
-func download(ctx context.Context, client *http.Client, u, dst, want string) error {
+func (x *Index) download(ctx context.Context, client *http.Client, u, filename, want string) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return err
+		return "", fmt.Errorf("downloading %s: %w", u, err)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("downloading %s: %w", u, err)
+		return "", fmt.Errorf("downloading %s: %w", u, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("downloading %s: %s", u, resp.Status)
+		return "", fmt.Errorf("downloading %s: %s", u, resp.Status)
 	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".download-*")
+	p, _, err := x.Store.Add(ctx, resp.Body, filename, func(sum string) bool { return sum == want })
 	if err != nil {
-		return err
+		return "", fmt.Errorf("downloading %s (the index gave sha256 %s): %w", u, want, err)
 	}
-	defer os.Remove(tmp.Name())
-	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(tmp, h), resp.Body); err != nil {
-		tmp.Close()
-		return fmt.Errorf("downloading %s: %w", u, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != want {
-		return fmt.Errorf("downloading %s: sha256 %s, the lock allows %s", u, got, want)
-	}
-	return os.Rename(tmp.Name(), dst)
+	return p, nil
 }

@@ -11,6 +11,7 @@ import (
 	"hash"
 	"io"
 	"path"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -67,7 +68,8 @@ type record struct {
 // rewritten, console_scripts and gui_scripts launchers generated, INSTALLER
 // written and RECORD rewritten with the installed paths. A file that is
 // missing from RECORD, or whose content does not match it, is an error; so
-// is a path that escapes its root.
+// is a member path that is absolute, has an empty, . or .. element, or
+// names no file under its scheme. Errors wrap ErrBadWheel.
 func Install(file string, o Options) (*Installed, error) {
 	if o.Interpreter == "" {
 		o.Interpreter = "/usr/bin/python3"
@@ -76,167 +78,281 @@ func Install(file string, o Options) (*Installed, error) {
 		o.Prefix = path.Dir(o.Scripts)
 	}
 	base := path.Base(file)
-	parts := strings.Split(strings.TrimSuffix(base, ".whl"), "-")
-	if !strings.HasSuffix(base, ".whl") || (len(parts) != 5 && len(parts) != 6) {
-		return nil, fmt.Errorf("%s: not a wheel file name (name-version[-build]-python-abi-platform.whl)", base)
+	name, version, err := parseFilename(base)
+	if err != nil {
+		return nil, err
 	}
-	name, version := parts[0], parts[1]
 	zr, err := zip.OpenReader(file)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", base, err)
+		return nil, fmt.Errorf("opening %s: %w", base, err)
 	}
-	inst := &Installed{Name: name, Version: version, zr: zr}
-	fail := func(format string, args ...any) (*Installed, error) {
+	in := &installer{o: o, name: name, inst: &Installed{Name: name, Version: version, zr: zr}}
+	if err := in.run(zr.File); err != nil {
 		zr.Close()
-		return nil, fmt.Errorf("%s: %s", base, fmt.Sprintf(format, args...))
+		return nil, fmt.Errorf("installing %s: %w", base, err)
 	}
-	distInfo := ""
-	files := map[string]*zip.File{}
-	for _, f := range zr.File {
+	return in.inst, nil
+}
+
+var distNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9._]*[A-Za-z0-9])?$`)
+
+// parseFilename reads name-version[-build]-python-abi-platform.whl.
+func parseFilename(base string) (name, version string, err error) {
+	parts := strings.Split(strings.TrimSuffix(base, ".whl"), "-")
+	if !strings.HasSuffix(base, ".whl") || (len(parts) != 5 && len(parts) != 6) {
+		return "", "", fmt.Errorf("%w: %s is not a wheel file name (name-version[-build]-python-abi-platform.whl)", ErrBadWheel, base)
+	}
+	if !distNameRE.MatchString(parts[0]) {
+		return "", "", fmt.Errorf("%w: %s: %q is not a distribution name", ErrBadWheel, base, parts[0])
+	}
+	return parts[0], parts[1], nil
+}
+
+// installer holds one Install's state; each step of run is a method.
+type installer struct {
+	o        Options
+	name     string
+	inst     *Installed
+	members  map[string]*zip.File
+	distInfo string
+	rec      map[string]record
+	// placed is every installed file with its RECORD line.
+	placed []placed
+}
+
+type placed struct {
+	dest string
+	rec  record
+}
+
+func (in *installer) run(files []*zip.File) error {
+	if err := in.indexMembers(files); err != nil {
+		return err
+	}
+	if err := checkWheelFile(in.members[in.distInfo+"/WHEEL"]); err != nil {
+		return err
+	}
+	rec, err := readRecord(in.members[in.distInfo+"/RECORD"])
+	if err != nil {
+		return err
+	}
+	in.rec = rec
+	if err := in.placeMembers(); err != nil {
+		return err
+	}
+	if err := in.checkRecordComplete(); err != nil {
+		return err
+	}
+	if err := in.addLaunchers(); err != nil {
+		return err
+	}
+	in.addInstaller()
+	return in.addRecord()
+}
+
+// indexMembers maps the wheel's file members by name, refusing unsafe
+// names and duplicates, and finds its one .dist-info directory.
+func (in *installer) indexMembers(files []*zip.File) error {
+	in.members = map[string]*zip.File{}
+	for _, f := range files {
 		n := f.Name
 		if strings.HasSuffix(n, "/") {
 			continue
 		}
-		if path.IsAbs(n) || strings.Contains("/"+n+"/", "/../") || strings.Contains(n, "\\") {
-			return fail("%q escapes its root", n)
+		if err := checkMemberName(n); err != nil {
+			return err
 		}
-		if _, dup := files[n]; dup {
-			return fail("%q appears twice", n)
+		if _, dup := in.members[n]; dup {
+			return fmt.Errorf("%w: %q appears twice", ErrBadWheel, n)
 		}
-		files[n] = f
+		in.members[n] = f
 		if d, rest, ok := strings.Cut(n, "/"); ok && rest == "WHEEL" && strings.HasSuffix(d, ".dist-info") {
-			if distInfo != "" {
-				return fail("two .dist-info directories: %s and %s", distInfo, d)
+			if in.distInfo != "" {
+				return fmt.Errorf("%w: two .dist-info directories: %s and %s", ErrBadWheel, in.distInfo, d)
 			}
-			distInfo = d
+			in.distInfo = d
 		}
 	}
-	if distInfo == "" {
-		return fail("no .dist-info/WHEEL")
+	if in.distInfo == "" {
+		return fmt.Errorf("%w: no .dist-info/WHEEL", ErrBadWheel)
 	}
-	if err := checkWheelFile(files[distInfo+"/WHEEL"]); err != nil {
-		return fail("%v", err)
+	return nil
+}
+
+// checkMemberName refuses a member path that is absolute, uses
+// backslashes, or has an empty, . or .. element: each would put a file
+// somewhere other than below its root (x.data/scripts/. is the scripts
+// directory itself).
+func checkMemberName(n string) error {
+	if strings.Contains(n, "\\") || path.IsAbs(n) {
+		return fmt.Errorf("%w: %q escapes its root", ErrBadWheel, n)
 	}
-	rec, err := readRecord(files[distInfo+"/RECORD"])
-	if err != nil {
-		return fail("%v", err)
+	for _, e := range strings.Split(n, "/") {
+		switch e {
+		case "..":
+			return fmt.Errorf("%w: %q escapes its root", ErrBadWheel, n)
+		case "", ".":
+			return fmt.Errorf("%w: %q has an empty or . path element", ErrBadWheel, n)
+		}
 	}
-	dataDir := strings.TrimSuffix(distInfo, ".dist-info") + ".data/"
-	type placed struct {
-		dest string
-		rec  record
-	}
-	var installed []placed
-	names := make([]string, 0, len(files))
-	for n := range files {
+	return nil
+}
+
+// placeMembers decides where each member goes and with which mode.
+func (in *installer) placeMembers() error {
+	names := make([]string, 0, len(in.members))
+	for n := range in.members {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		f := files[n]
-		if n == distInfo+"/RECORD" || n == distInfo+"/RECORD.jws" || n == distInfo+"/RECORD.p7s" {
+		if n == in.distInfo+"/RECORD" || n == in.distInfo+"/RECORD.jws" || n == in.distInfo+"/RECORD.p7s" {
 			continue
 		}
-		r, ok := rec[n]
-		if !ok || r.hash == "" {
-			return fail("%s is not in RECORD with a hash", n)
-		}
-		dest := path.Join(o.SitePackages, n)
-		mode := int64(0o644)
-		if f.Mode().Perm()&0o111 != 0 {
-			mode = 0o755
-		}
-		script := false
-		if rest, ok := strings.CutPrefix(n, dataDir); ok {
-			scheme, sub, _ := strings.Cut(rest, "/")
-			switch scheme {
-			case "purelib", "platlib":
-				dest = path.Join(o.SitePackages, sub)
-			case "scripts":
-				dest = path.Join(o.Scripts, sub)
-				mode = 0o755
-				script = true
-			case "headers":
-				dest = path.Join(o.Prefix, "include", name, sub)
-			case "data":
-				dest = path.Join(o.Prefix, sub)
-			default:
-				return fail("%s: unknown .data scheme %q", n, scheme)
-			}
-		}
-		zf := f
-		want := r
-		if script {
-			b, err := readAll(zf, want)
-			if err != nil {
-				return fail("%v", err)
-			}
-			if bytes.HasPrefix(b, []byte("#!python")) {
-				nl := bytes.IndexByte(b, '\n')
-				if nl < 0 {
-					nl = len(b)
-				}
-				b = append([]byte("#!"+o.Interpreter), b[nl:]...)
-			}
-			inst.Files = append(inst.Files, File{Path: dest, Mode: mode, Size: int64(len(b)), Data: b})
-			installed = append(installed, placed{dest, record{recordHash(b), int64(len(b))}})
-			continue
-		}
-		if want.size != 0 && uint64(want.size) != zf.UncompressedSize64 {
-			return fail("%s is %d bytes; RECORD says %d", n, zf.UncompressedSize64, want.size)
-		}
-		open := func() (io.ReadCloser, error) { return sizeChecking(zf) }
-		if o.VerifyRecord {
-			open = func() (io.ReadCloser, error) { return verifying(zf, want) }
-		}
-		inst.Files = append(inst.Files, File{Path: dest, Mode: mode, Size: int64(zf.UncompressedSize64), Open: open})
-		installed = append(installed, placed{dest, want})
-	}
-	for n := range rec {
-		if _, ok := files[n]; !ok {
-			return fail("RECORD lists %s, which the wheel lacks", n)
+		if err := in.placeMember(n, in.members[n]); err != nil {
+			return err
 		}
 	}
-	// Launchers for entry points.
-	if ep, ok := files[distInfo+"/entry_points.txt"]; ok {
-		b, err := readAll(ep, rec[distInfo+"/entry_points.txt"])
+	return nil
+}
+
+func (in *installer) placeMember(n string, zf *zip.File) error {
+	want, ok := in.rec[n]
+	if !ok || want.hash == "" {
+		return fmt.Errorf("%w: %s is not in RECORD with a hash", ErrBadWheel, n)
+	}
+	dest, script, err := in.destination(n)
+	if err != nil {
+		return err
+	}
+	mode := int64(0o644)
+	if zf.Mode().Perm()&0o111 != 0 || script {
+		mode = 0o755
+	}
+	if script {
+		b, err := readAll(zf, want)
 		if err != nil {
-			return fail("%v", err)
+			return err
 		}
-		eps, err := parseEntryPoints(b)
-		if err != nil {
-			return fail("entry_points.txt: %v", err)
-		}
-		for _, e := range eps {
-			s := launcher(o.Interpreter, e.module, e.attr)
-			dest := path.Join(o.Scripts, e.name)
-			inst.Files = append(inst.Files, File{Path: dest, Mode: 0o755, Size: int64(len(s)), Data: s})
-			installed = append(installed, placed{dest, record{recordHash(s), int64(len(s))}})
+		b = in.rewriteShebang(b)
+		in.add(File{Path: dest, Mode: mode, Size: int64(len(b)), Data: b}, record{recordHash(b), int64(len(b))})
+		return nil
+	}
+	if want.size != 0 && uint64(want.size) != zf.UncompressedSize64 {
+		return fmt.Errorf("%w: %s is %d bytes; RECORD says %d", ErrBadWheel, n, zf.UncompressedSize64, want.size)
+	}
+	open := func() (io.ReadCloser, error) { return sizeChecking(zf) }
+	if in.o.VerifyRecord {
+		open = func() (io.ReadCloser, error) { return verifying(zf, want) }
+	}
+	in.add(File{Path: dest, Mode: mode, Size: int64(zf.UncompressedSize64), Open: open}, want)
+	return nil
+}
+
+// destination maps a member to its path in the image: root files and the
+// purelib and platlib schemes to site-packages, scripts to Scripts,
+// headers to Prefix/include/<name>, data to Prefix.
+func (in *installer) destination(n string) (dest string, script bool, err error) {
+	dataDir := strings.TrimSuffix(in.distInfo, ".dist-info") + ".data/"
+	rest, ok := strings.CutPrefix(n, dataDir)
+	if !ok {
+		return path.Join(in.o.SitePackages, n), false, nil
+	}
+	scheme, sub, _ := strings.Cut(rest, "/")
+	if sub == "" {
+		return "", false, fmt.Errorf("%w: %s names no file under scheme %q", ErrBadWheel, n, scheme)
+	}
+	switch scheme {
+	case "purelib", "platlib":
+		return path.Join(in.o.SitePackages, sub), false, nil
+	case "scripts":
+		return path.Join(in.o.Scripts, sub), true, nil
+	case "headers":
+		return path.Join(in.o.Prefix, "include", in.name, sub), false, nil
+	case "data":
+		return path.Join(in.o.Prefix, sub), false, nil
+	}
+	return "", false, fmt.Errorf("%w: %s: unknown .data scheme %q", ErrBadWheel, n, scheme)
+}
+
+func (in *installer) rewriteShebang(b []byte) []byte {
+	if !bytes.HasPrefix(b, []byte("#!python")) {
+		return b
+	}
+	nl := bytes.IndexByte(b, '\n')
+	if nl < 0 {
+		nl = len(b)
+	}
+	return append([]byte("#!"+in.o.Interpreter), b[nl:]...)
+}
+
+func (in *installer) add(f File, r record) {
+	in.inst.Files = append(in.inst.Files, f)
+	in.placed = append(in.placed, placed{f.Path, r})
+}
+
+// checkRecordComplete refuses a RECORD that lists a file the wheel lacks.
+func (in *installer) checkRecordComplete() error {
+	for n := range in.rec {
+		if _, ok := in.members[n]; !ok {
+			return fmt.Errorf("%w: RECORD lists %s, which the wheel lacks", ErrBadWheel, n)
 		}
 	}
-	installer := []byte(InstallerName + "\n")
-	instPath := path.Join(o.SitePackages, distInfo, "INSTALLER")
-	inst.Files = append(inst.Files, File{Path: instPath, Mode: 0o644, Size: int64(len(installer)), Data: installer})
-	installed = append(installed, placed{instPath, record{recordHash(installer), int64(len(installer))}})
-	// RECORD, rewritten with the installed paths relative to site-packages.
-	recPath := path.Join(o.SitePackages, distInfo, "RECORD")
-	var buf bytes.Buffer
-	w := csv.NewWriter(&buf)
-	rows := make([][]string, 0, len(installed)+1)
-	for _, p := range installed {
-		rows = append(rows, []string{relTo(o.SitePackages, p.dest), p.rec.hash, strconv.FormatInt(p.rec.size, 10)})
+	return nil
+}
+
+// addLaunchers writes a script for each console_scripts and gui_scripts
+// entry point.
+func (in *installer) addLaunchers() error {
+	ep, ok := in.members[in.distInfo+"/entry_points.txt"]
+	if !ok {
+		return nil
 	}
-	rows = append(rows, []string{relTo(o.SitePackages, recPath), "", ""})
+	b, err := readAll(ep, in.rec[in.distInfo+"/entry_points.txt"])
+	if err != nil {
+		return err
+	}
+	eps, err := parseEntryPoints(b)
+	if err != nil {
+		return fmt.Errorf("%w: entry_points.txt: %w", ErrBadWheel, err)
+	}
+	for _, e := range eps {
+		s := launcher(in.o.Interpreter, e.module, e.attr)
+		in.add(File{Path: path.Join(in.o.Scripts, e.name), Mode: 0o755, Size: int64(len(s)), Data: s}, record{recordHash(s), int64(len(s))})
+	}
+	return nil
+}
+
+func (in *installer) addInstaller() {
+	b := []byte(InstallerName + "\n")
+	in.add(File{Path: path.Join(in.o.SitePackages, in.distInfo, "INSTALLER"), Mode: 0o644, Size: int64(len(b)), Data: b}, record{recordHash(b), int64(len(b))})
+}
+
+// addRecord writes RECORD again with the installed paths, relative to
+// site-packages.
+func (in *installer) addRecord() error {
+	recPath := path.Join(in.o.SitePackages, in.distInfo, "RECORD")
+	rows := make([][]string, 0, len(in.placed)+1)
+	for _, p := range in.placed {
+		rows = append(rows, []string{relTo(in.o.SitePackages, p.dest), p.rec.hash, strconv.FormatInt(p.rec.size, 10)})
+	}
+	rows = append(rows, []string{relTo(in.o.SitePackages, recPath), "", ""})
 	sort.Slice(rows, func(i, j int) bool { return rows[i][0] < rows[j][0] })
-	_ = w.WriteAll(rows)
-	inst.Files = append(inst.Files, File{Path: recPath, Mode: 0o644, Size: int64(buf.Len()), Data: buf.Bytes()})
-	return inst, nil
+	var buf bytes.Buffer
+	if err := csv.NewWriter(&buf).WriteAll(rows); err != nil {
+		return fmt.Errorf("writing RECORD: %w", err)
+	}
+	in.inst.Files = append(in.inst.Files, File{Path: recPath, Mode: 0o644, Size: int64(buf.Len()), Data: buf.Bytes()})
+	return nil
 }
 
 func checkWheelFile(f *zip.File) error {
+	if f == nil {
+		return fmt.Errorf("%w: no WHEEL", ErrBadWheel)
+	}
 	rc, err := f.Open()
 	if err != nil {
-		return err
+		return fmt.Errorf("reading WHEEL: %w", err)
 	}
 	defer rc.Close()
 	sc := bufio.NewScanner(rc)
@@ -244,40 +360,43 @@ func checkWheelFile(f *zip.File) error {
 		if v, ok := strings.CutPrefix(sc.Text(), "Wheel-Version:"); ok {
 			major, _, _ := strings.Cut(strings.TrimSpace(v), ".")
 			if major != "1" {
-				return fmt.Errorf("Wheel-Version %s is not supported (1.x is)", strings.TrimSpace(v))
+				return fmt.Errorf("%w: Wheel-Version %s is not supported (1.x is)", ErrBadWheel, strings.TrimSpace(v))
 			}
 			return nil
 		}
 	}
-	return fmt.Errorf("WHEEL has no Wheel-Version")
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("reading WHEEL: %w", err)
+	}
+	return fmt.Errorf("%w: WHEEL has no Wheel-Version", ErrBadWheel)
 }
 
 func readRecord(f *zip.File) (map[string]record, error) {
 	if f == nil {
-		return nil, fmt.Errorf("no RECORD")
+		return nil, fmt.Errorf("%w: no RECORD", ErrBadWheel)
 	}
 	rc, err := f.Open()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading RECORD: %w", err)
 	}
 	defer rc.Close()
 	rows, err := csv.NewReader(rc).ReadAll()
 	if err != nil {
-		return nil, fmt.Errorf("RECORD: %w", err)
+		return nil, fmt.Errorf("%w: RECORD: %w", ErrBadWheel, err)
 	}
 	out := map[string]record{}
 	for i, row := range rows {
 		if len(row) != 3 {
-			return nil, fmt.Errorf("RECORD line %d: want path,hash,size", i+1)
+			return nil, fmt.Errorf("%w: RECORD line %d: want path,hash,size", ErrBadWheel, i+1)
 		}
 		var size int64
 		if row[2] != "" {
 			if size, err = strconv.ParseInt(row[2], 10, 64); err != nil {
-				return nil, fmt.Errorf("RECORD line %d: size %q", i+1, row[2])
+				return nil, fmt.Errorf("%w: RECORD line %d: size %q", ErrBadWheel, i+1, row[2])
 			}
 		}
 		if row[1] != "" && !strings.HasPrefix(row[1], "sha256=") {
-			return nil, fmt.Errorf("RECORD line %d: hash %q is not sha256", i+1, row[1])
+			return nil, fmt.Errorf("%w: RECORD line %d: hash %q is not sha256", ErrBadWheel, i+1, row[1])
 		}
 		out[row[0]] = record{hash: row[1], size: size}
 	}
@@ -302,10 +421,14 @@ func relTo(base, p string) string {
 func readAll(f *zip.File, want record) ([]byte, error) {
 	rc, err := verifying(f, want)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading %s: %w", f.Name, err)
 	}
 	defer rc.Close()
-	return io.ReadAll(rc)
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", f.Name, err)
+	}
+	return b, nil
 }
 
 // verifying opens a wheel member that fails at EOF unless its sha256 and
@@ -348,7 +471,7 @@ func (s *sizeChecker) Read(p []byte) (int, error) {
 	n, err := s.rc.Read(p)
 	s.n += int64(n)
 	if err == io.EOF && s.n != s.want {
-		return n, fmt.Errorf("%s: %d bytes, the zip header says %d", s.name, s.n, s.want)
+		return n, fmt.Errorf("%w: %s: %d bytes, the zip header says %d", ErrBadWheel, s.name, s.n, s.want)
 	}
 	return n, err
 }
@@ -370,7 +493,7 @@ func (v *verifier) Read(p []byte) (int, error) {
 	if err == io.EOF {
 		got := "sha256=" + base64.RawURLEncoding.EncodeToString(v.h.Sum(nil))
 		if got != v.want.hash || (v.want.size != 0 && v.n != v.want.size) {
-			return n, fmt.Errorf("%s: content does not match RECORD (%s, %d bytes; RECORD says %s, %d bytes)", v.name, got, v.n, v.want.hash, v.want.size)
+			return n, fmt.Errorf("%w: %s: content does not match RECORD (%s, %d bytes; RECORD says %s, %d bytes)", ErrBadWheel, v.name, got, v.n, v.want.hash, v.want.size)
 		}
 	}
 	return n, err
@@ -402,7 +525,7 @@ func parseEntryPoints(b []byte) ([]entryPoint, error) {
 		v, _, _ = strings.Cut(strings.TrimSpace(v), "[") // extras
 		mod, attr, ok := strings.Cut(strings.TrimSpace(v), ":")
 		name := strings.TrimSpace(k)
-		if !ok || name == "" || strings.ContainsAny(name, "/\\") || mod == "" || attr == "" {
+		if !ok || name == "" || name == "." || name == ".." || strings.ContainsAny(name, "/\\") || mod == "" || attr == "" {
 			return nil, fmt.Errorf("line %d: want name = module:attr", i+1)
 		}
 		out = append(out, entryPoint{name, strings.TrimSpace(mod), strings.TrimSpace(attr)})

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/vision-platform/vp/images/wheel/wheeltest"
 	"github.com/vision-platform/vp/internal/testsupport"
 )
 
@@ -33,7 +34,7 @@ func makeDists(t *testing.T, dir string, ds []dist) map[string]string {
 		for _, r := range d.requires {
 			meta += "Requires-Dist: " + r + "\n"
 		}
-		p, sum, err := Make(dir, d.name, d.version, map[string][]byte{
+		p, sum, err := wheeltest.Make(dir, d.name, d.version, map[string][]byte{
 			d.name + "/__init__.py":                          []byte("__version__ = '" + d.version + "'\n"),
 			d.name + "-" + d.version + ".dist-info/METADATA": []byte(meta),
 		}, nil)
@@ -67,7 +68,9 @@ func pep691(t *testing.T, dir string, sums map[string]string) (*httptest.Server,
 				return
 			}
 			w.Header().Set("Content-Type", "application/vnd.pypi.simple.v1+json")
-			json.NewEncoder(w).Encode(map[string]any{"meta": map[string]string{"api-version": "1.0"}, "name": project, "files": files})
+			if err := json.NewEncoder(w).Encode(map[string]any{"meta": map[string]string{"api-version": "1.0"}, "name": project, "files": files}); err != nil {
+				t.Errorf("serving %s: %v", project, err)
+			}
 			return
 		}
 		if fn, ok := strings.CutPrefix(r.URL.Path, "/files/"); ok {
@@ -127,6 +130,7 @@ func TestCompatibleTags(t *testing.T) {
 // allowed version wins, every pin carries the sha256 of the file served,
 // and the lock written reads back.
 func TestInt_Resolve(t *testing.T) {
+	testsupport.Integration(t)
 	requirePip(t)
 	house := t.TempDir()
 	sums := makeDists(t, house, []dist{
@@ -141,7 +145,7 @@ func TestInt_Resolve(t *testing.T) {
 	})
 	dir := t.TempDir()
 	in := filepath.Join(dir, "timm.in")
-	os.WriteFile(in, []byte("# what the image asks for\ntimm==1.0.12\npillow<11\n"), 0o644)
+	writeFile(t, in, "# what the image asks for\ntimm==1.0.12\npillow<11\n")
 	want := map[string]string{"pillow": "10.4.0", "pyyaml": "6.0.2", "timm": "1.0.12", "torch": "2.5.1", "torchvision": "0.20.1"}
 	check := func(t *testing.T, reqs []Requirement, hashesEach int) {
 		t.Helper()
@@ -181,7 +185,7 @@ func TestInt_Resolve(t *testing.T) {
 			t.Fatal(err)
 		}
 		lock := filepath.Join(dir, "timm.lock")
-		os.WriteFile(lock, b.Bytes(), 0o644)
+		writeFile(t, lock, b.String())
 		back, err := ParseLock(lock)
 		if err != nil {
 			t.Fatalf("ParseLock(WriteLock()) = %v\n%s", err, b.String())
@@ -222,7 +226,7 @@ func TestInt_Resolve(t *testing.T) {
 		tagged(dist{name: "lib", version: "1.0"}, "manylinux_2_17_aarch64")
 		tagged(dist{name: "lib", version: "2.0"}, "manylinux_2_17_ppc64le")
 		req := filepath.Join(dir, "app.in")
-		os.WriteFile(req, []byte("app\n"), 0o644)
+		writeFile(t, req, "app\n")
 		_, err := Resolve(context.Background(), req, ResolveOptions{Python: testsupport.Python, FindLinks: []string{plat}, PythonVersion: "3.11",
 			Platforms: []string{"manylinux_2_36_x86_64", "manylinux_2_36_aarch64", "manylinux_2_36_ppc64le"}})
 		want := "lib is 2.0 on manylinux_2_36_ppc64le but 1.0 on manylinux_2_36_aarch64"
@@ -233,7 +237,7 @@ func TestInt_Resolve(t *testing.T) {
 
 	t.Run("unsatisfiable", func(t *testing.T) {
 		bad := filepath.Join(dir, "bad.in")
-		os.WriteFile(bad, []byte("timm==9.9\n"), 0o644)
+		writeFile(t, bad, "timm==9.9\n")
 		_, err := Resolve(context.Background(), bad, ResolveOptions{Python: testsupport.Python, FindLinks: []string{house}, PythonVersion: "3.11", Platforms: []string{"manylinux_2_36_x86_64"}})
 		if err == nil || !strings.Contains(err.Error(), "bad.in") || !strings.Contains(err.Error(), "timm==9.9") {
 			t.Errorf("Resolve(unsatisfiable) = %v, want an error naming the file and pip's complaint", err)

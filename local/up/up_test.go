@@ -42,6 +42,7 @@ func (s *syncBuffer) String() string {
 // TestInt_Up runs the local platform and sends it a platform event: the
 // event display shows it, and an invalid payload is refused at the door.
 func TestInt_Up(t *testing.T) {
+	testsupport.Integration(t)
 	var logs syncBuffer
 	log := zerolog.New(&logs)
 	c := Config{DataDir: t.TempDir(), BrokerAddr: testsupport.FreeAddr(t), DisplayAddr: testsupport.FreeAddr(t), RegistryAddr: testsupport.FreeAddr(t)}

@@ -2,71 +2,101 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
 
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
+	"github.com/vision-platform/vp/events"
 )
 
 // ServiceAccountToken is where Kubernetes mounts a pod's token.
 const ServiceAccountToken = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
-// InClusterKubernetes is the kubernetes executor of the pod it runs in:
-// the pod's service account, its namespace.
-func InClusterKubernetes() (*KubernetesExecutor, error) {
-	cfg, err := rest.InClusterConfig()
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes executor: %w", err)
-	}
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes executor: %w", err)
-	}
-	ns, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes executor: reading the pod's namespace: %w", err)
-	}
-	return &KubernetesExecutor{Client: client, Namespace: strings.TrimSpace(string(ns))}, nil
-}
+// tokenFile is ServiceAccountToken; tests point it elsewhere.
+var tokenFile = ServiceAccountToken
 
 // InCluster reports whether this process runs in a Kubernetes pod.
 func InCluster() bool {
 	if os.Getenv("KUBERNETES_SERVICE_HOST") == "" {
 		return false
 	}
-	_, err := os.Stat(ServiceAccountToken)
+	_, err := os.Stat(tokenFile)
 	return err == nil
+}
+
+// Option adjusts Choose.
+type Option func(*choice) error
+
+type choice struct {
+	kubernetes func() (Executor, error)
+}
+
+// WithKubernetes gives Choose the kubernetes executor, made by newKube only
+// when chosen (kubernetes.InClusterOption passes the executor of the pod
+// it runs in). Without it Choose never picks kubernetes: this package does
+// not link client-go, only a binary that passes this option does.
+func WithKubernetes(newKube func() (Executor, error)) Option {
+	return func(c *choice) error {
+		if newKube == nil {
+			return errors.New("WithKubernetes: nil constructor")
+		}
+		c.kubernetes = newKube
+		return nil
+	}
 }
 
 // Choose picks the executor for mode: "process", "docker", "kubernetes",
 // or "auto" (the original plan's TRAINING_EXECUTION_MODE=auto): kubernetes
-// inside a cluster, docker where a Docker Engine answers, else process. It
-// returns the choice and why, for the log and run.started.
-func Choose(ctx context.Context, mode string, docker *DockerExecutor, process func() (*ProcessExecutor, error), kube func() (*KubernetesExecutor, error)) (Executor, string, error) {
+// inside a cluster when the binary has it (WithKubernetes), docker where a
+// Docker Engine answers, else process. It returns the choice and why, for
+// the log and run.started.
+func Choose(ctx context.Context, mode string, docker *DockerExecutor, process func() (*ProcessExecutor, error), opts ...Option) (Executor, string, error) {
+	var c choice
+	for _, o := range opts {
+		if err := o(&c); err != nil {
+			return nil, "", err
+		}
+	}
+	newProcess := func(why string) (Executor, string, error) {
+		p, err := process()
+		if err != nil {
+			return nil, why, fmt.Errorf("making the process executor: %w", err)
+		}
+		return p, why, nil
+	}
+	newKube := func(why string) (Executor, string, error) {
+		if c.kubernetes == nil {
+			return nil, why, ErrNoKubernetes
+		}
+		k, err := c.kubernetes()
+		if err != nil {
+			return nil, why, fmt.Errorf("making the kubernetes executor: %w", err)
+		}
+		return k, why, nil
+	}
 	switch mode {
 	case "", "auto":
-		if InCluster() {
-			k, err := kube()
-			return k, "in a cluster (service account token mounted)", err
+		inCluster := InCluster()
+		if inCluster && c.kubernetes != nil {
+			return newKube("in a cluster (service account token mounted)")
 		}
 		if docker != nil && docker.Available(ctx) {
 			return docker, "a Docker Engine answers", nil
 		}
-		p, err := process()
-		return p, "no cluster and no Docker Engine", err
+		if inCluster {
+			return newProcess("in a cluster, but this binary has no kubernetes executor, and no Docker Engine answers")
+		}
+		return newProcess("no cluster and no Docker Engine")
 	case Process:
-		p, err := process()
-		return p, "asked for", err
+		return newProcess("asked for")
 	case Docker:
 		if docker == nil || !docker.Available(ctx) {
-			return nil, "asked for", fmt.Errorf("docker executor: no Docker Engine answers")
+			return nil, "asked for", fmt.Errorf("docker executor: %w", ErrNoEngine)
 		}
 		return docker, "asked for", nil
 	case Kubernetes:
-		k, err := kube()
-		return k, "asked for", err
+		return newKube("asked for")
 	}
-	return nil, "", fmt.Errorf("unknown executor %q (auto, process, docker, kubernetes)", mode)
+	return nil, "", fmt.Errorf("%w %q (auto, %s)", ErrUnknownExecutor, mode, strings.Join(events.Executors, ", "))
 }

@@ -1,7 +1,6 @@
 package executor
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -9,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/minio/minio-go/v7"
 	"github.com/rs/zerolog"
 
 	"github.com/vision-platform/vp/events"
@@ -29,9 +27,12 @@ func BenchmarkAgentOverhead(b *testing.B) {
 	m.Bucket(b, "runs")
 	data := b.TempDir()
 	testsupport.MakeImageFolder(b, data, 16, 32)
-	manifest, digest, _ := agent.WriteManifest(data)
+	manifest, digest, err := agent.WriteManifest(data)
+	if err != nil {
+		b.Fatal(err)
+	}
 	m.PutDir(b, data, "datasets", "cats/v1/")
-	m.Client.PutObject(context.Background(), "datasets", "cats/v1/manifest.json", bytes.NewReader(manifest), int64(len(manifest)), minio.PutObjectOptions{})
+	putManifest(b, m, "datasets", "cats/v1/manifest.json", manifest)
 	sink := testsupport.NewSink(b, nil)
 	pythonPath := "PYTHONPATH=" + filepath.Join(root, "images", "python")
 	hp := events.Hyperparameters{Epochs: 2, BatchSize: 8, LearningRate: 0.01, ImageSize: 32, Seed: 1}

@@ -32,9 +32,13 @@ var _ Waiter = (*DockerExecutor)(nil)
 // Name is "docker".
 func (d *DockerExecutor) Name() string { return Docker }
 
+// RunLabel labels a run's container with the run id.
+const RunLabel = "dev.visionplatform.run"
+
 // ContainerName is the container of a run.
 func ContainerName(runID string) string { return "vp-run-" + runID }
 
+// docker runs the docker command; a failure is a *CommandError.
 func (d *DockerExecutor) docker(ctx context.Context, args ...string) (string, error) {
 	bin := d.Docker
 	if bin == "" {
@@ -45,9 +49,25 @@ func (d *DockerExecutor) docker(ctx context.Context, args ...string) (string, er
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return string(out), fmt.Errorf("docker %s: %v: %s", args[0], err, strings.TrimSpace(stderr.String()))
+		code := -1
+		if cmd.ProcessState != nil {
+			code = cmd.ProcessState.ExitCode()
+		}
+		return string(out), &CommandError{Args: args, ExitCode: code, Stderr: strings.TrimSpace(stderr.String()), Err: err}
 	}
 	return strings.TrimSpace(string(out)), nil
+}
+
+// exists reports whether the run's container exists (running or not),
+// asking the engine for the containers labelled with the run id: an
+// answer with none means no such run, a failed command an engine that
+// could not say.
+func (d *DockerExecutor) exists(ctx context.Context, runID string) (bool, error) {
+	out, err := d.docker(ctx, "container", "ls", "--all", "--quiet", "--no-trunc", "--filter", "label="+RunLabel+"="+runID)
+	if err != nil {
+		return false, fmt.Errorf("looking for run %s: %w", runID, err)
+	}
+	return out != "", nil
 }
 
 // Available reports whether a Docker Engine answers.
@@ -65,18 +85,22 @@ func (d *DockerExecutor) Launch(ctx context.Context, r Run) error {
 		return fmt.Errorf("run %s: no image", r.ID)
 	}
 	name := ContainerName(r.ID)
-	if _, err := d.docker(ctx, "container", "inspect", "--format", "{{.Id}}", name); err == nil {
+	found, err := d.exists(ctx, r.ID)
+	if err != nil {
+		return err
+	}
+	if found {
 		return nil // redelivered: the run exists
 	}
 	ev, err := json.Marshal(r.Event)
 	if err != nil {
-		return err
+		return fmt.Errorf("encoding the run.started event: %w", err)
 	}
 	network := d.Network
 	if network == "" {
 		network = "host"
 	}
-	args := []string{"run", "--detach", "--name", name, "--label", "dev.visionplatform.run=" + r.ID,
+	args := []string{"run", "--detach", "--name", name, "--label", RunLabel + "=" + r.ID,
 		"--network", network, "--env", "VP_RUN_EVENT=" + string(ev)}
 	for _, e := range append(append([]string(nil), d.Env...), r.Env...) {
 		args = append(args, "--env", e)
@@ -93,7 +117,7 @@ func (d *DockerExecutor) Launch(ctx context.Context, r Run) error {
 	args = append(args, r.Image)
 	id, err := d.docker(ctx, args...)
 	if err != nil {
-		return fmt.Errorf("run %s: %w", r.ID, err)
+		return fmt.Errorf("starting run %s: %w", r.ID, err)
 	}
 	d.Log.Info().Str("run", r.ID).Str("container", id).Str("image", r.Image).Int("gpus", r.GPUs).Msg("run started")
 	return nil
@@ -110,32 +134,46 @@ func dockerMemory(q string) string {
 }
 
 // Cancel stops the run's container: SIGTERM to the agent, SIGKILL after
-// the grace period.
+// the grace period (stopping a container that has ended does nothing). A
+// run with no container is ErrUnknownRun, whether it never was or was
+// removed by Wait.
 func (d *DockerExecutor) Cancel(ctx context.Context, runID string) error {
 	grace := d.Grace
 	if grace == 0 {
 		grace = 30 * time.Second
 	}
+	found, err := d.exists(ctx, runID)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return fmt.Errorf("%w: %s", ErrUnknownRun, runID)
+	}
 	if _, err := d.docker(ctx, "stop", "--time", strconv.Itoa(int(grace.Seconds())), ContainerName(runID)); err != nil {
-		if strings.Contains(err.Error(), "No such container") {
+		// Removed between the two commands (Wait removes it)?
+		if found, ferr := d.exists(ctx, runID); ferr == nil && !found {
 			return fmt.Errorf("%w: %s", ErrUnknownRun, runID)
 		}
-		return err
+		return fmt.Errorf("stopping run %s: %w", runID, err)
 	}
 	return nil
 }
 
 // Wait waits for the run's container to end, returns the agent's exit
-// code and removes the container.
+// code and removes the container. A run with no container is
+// ErrUnknownRun.
 func (d *DockerExecutor) Wait(ctx context.Context, runID string) (int, error) {
 	name := ContainerName(runID)
 	out, err := d.docker(ctx, "wait", name)
 	if err != nil {
-		return 0, err
+		if found, ferr := d.exists(ctx, runID); ferr == nil && !found {
+			return 0, fmt.Errorf("%w: %s", ErrUnknownRun, runID)
+		}
+		return 0, fmt.Errorf("waiting for run %s: %w", runID, err)
 	}
 	code, err := strconv.Atoi(out)
 	if err != nil {
-		return 0, fmt.Errorf("docker wait %s: %q", name, out)
+		return 0, fmt.Errorf("docker wait %s: exit code %q: %w", name, out, err)
 	}
 	if _, err := d.docker(context.Background(), "rm", "--force", name); err != nil {
 		d.Log.Warn().Err(err).Str("run", runID).Msg("removing container")

@@ -1,9 +1,9 @@
 package executor
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"os"
@@ -13,16 +13,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/minio/minio-go/v7"
 	"github.com/rs/zerolog"
 
 	"github.com/vision-platform/vp/events"
 	"github.com/vision-platform/vp/images/agent"
-	"github.com/vision-platform/vp/images/build"
+	"github.com/vision-platform/vp/images/assemble"
+	"github.com/vision-platform/vp/images/imagespec"
 	"github.com/vision-platform/vp/images/publish"
-	"github.com/vision-platform/vp/images/spec"
 	"github.com/vision-platform/vp/internal/testsupport"
 	"github.com/vision-platform/vp/local/ociregistry"
 )
@@ -36,9 +36,21 @@ func agentImage(t *testing.T) string {
 	root := testsupport.ModuleRoot(t)
 	dir := t.TempDir()
 	model := filepath.Join(dir, "tinymodel")
-	os.MkdirAll(filepath.Join(model, "configs"), 0o755)
-	os.WriteFile(filepath.Join(model, "configs", "train.yaml.tmpl"), []byte("epochs: ${epochs}\nsleep: ${sleep}\n"), 0o644)
-	os.WriteFile(filepath.Join(model, "train.py"), []byte(`import sys, os, time
+	if err := os.MkdirAll(filepath.Join(model, "configs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	hooks, err := json.Marshal(map[string]any{
+		"template": "configs/train.yaml.tmpl", "config": "train.yaml",
+		"command": []string{"/usr/bin/python3", "train.py", "--cfg", "${config}"},
+		"weights": []string{"best.pt"},
+		"rules":   []map[string]any{{"regex": `epoch (?P<epoch>\d+)/\d+ loss=(?P<loss>[0-9.]+)`}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range map[string]string{
+		filepath.Join(model, "configs", "train.yaml.tmpl"): "epochs: ${epochs}\nsleep: ${sleep}\n",
+		filepath.Join(model, "train.py"): `import sys, os, time
 cfg = dict(l.split(": ", 1) for l in open(sys.argv[2]).read().splitlines())
 n = int(cfg["epochs"])
 os.makedirs("/workspace/output/checkpoints", exist_ok=True)
@@ -47,15 +59,9 @@ for e in range(1, n + 1):
     print(f"epoch {e}/{n} loss={1.0/e:.3f}", flush=True)
     open("/workspace/output/checkpoints/last.pt", "w").write(str(e))
 open("/workspace/output/best.pt", "w").write("weights")
-`), 0o644)
-	b, _ := json.Marshal(map[string]any{
-		"template": "configs/train.yaml.tmpl", "config": "train.yaml",
-		"command": []string{"/usr/bin/python3", "train.py", "--cfg", "${config}"},
-		"weights": []string{"best.pt"},
-		"rules":   []map[string]any{{"regex": `epoch (?P<epoch>\d+)/\d+ loss=(?P<loss>[0-9.]+)`}},
-	})
-	os.WriteFile(filepath.Join(model, "vp-custom.json"), b, 0o644)
-	os.WriteFile(filepath.Join(dir, "agent.yaml"), []byte(fmt.Sprintf(`name: agent-test
+`,
+		filepath.Join(model, "vp-custom.json"): string(hooks),
+		filepath.Join(dir, "agent.yaml"): fmt.Sprintf(`name: agent-test
 base: {rootfs: %s}
 env: {PYTHONPATH: /opt/vp/site-packages, VP_PYTHON: /usr/bin/python3, VP_WORKDIR: /workspace}
 entrypoint: [/opt/vp/bin/vp-agent]
@@ -67,17 +73,28 @@ layers:
     dir: {src: %s, dest: /opt/vp/site-packages/vp_sdk, exclude: ["**/__pycache__"]}
   - name: model
     dir: {src: tinymodel, dest: /opt/vp/custom/tinymodel}
-`, testsupport.Rootfs(t), root, filepath.Join(root, "images", "python", "vp_sdk"))), 0o644)
-	s, err := spec.Load(filepath.Join(dir, "agent.yaml"))
+`, testsupport.Rootfs(t), root, filepath.Join(root, "images", "python", "vp_sdk")),
+	} {
+		if err := os.WriteFile(name, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := imagespec.Load(filepath.Join(dir, "agent.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	home, _ := os.UserHomeDir()
-	cache, err := build.OpenCache(filepath.Join(home, ".cache", "vision-platform", "test-images"))
+	home, err := os.UserHomeDir()
 	if err != nil {
 		t.Fatal(err)
 	}
-	bl, _ := build.New(cache, map[string]*spec.Spec{"agent-test": s})
+	cache, err := assemble.OpenCache(filepath.Join(home, ".cache", "vision-platform", "test-images"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bl, err := assemble.New(cache, map[string]*imagespec.Spec{"agent-test": s})
+	if err != nil {
+		t.Fatal(err)
+	}
 	r, err := bl.Build(context.Background(), "agent-test")
 	if err != nil {
 		t.Fatal(err)
@@ -92,35 +109,76 @@ layers:
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, _ := publish.New()
-	res, err := pub.Push(context.Background(), ref, r.Image)
+	pub, err := publish.New()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { exec.Command("docker", "rmi", "-f", res.Reference).Run() })
+	res, err := pub.Push(context.Background(), ref, r.Artifact)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("docker", "rmi", "-f", res.Reference).CombinedOutput(); err != nil {
+			t.Logf("removing image %s: %v\n%s", res.Reference, err, out)
+		}
+	})
 	return res.Reference
 }
 
-func TestInt_DockerExecutor(t *testing.T) {
-	d := &DockerExecutor{Grace: 5 * time.Second, Log: zerolog.New(zerolog.NewTestWriter(t))}
-	if !d.Available(context.Background()) {
-		t.Fatal("no Docker Engine answers")
+// requireEngine skips the test, saying why, when no Docker Engine answers
+// d's docker command (as TestInt_ImagesCLI does).
+func requireEngine(t *testing.T, d *DockerExecutor) {
+	t.Helper()
+	if _, err := d.docker(context.Background(), "version", "--format", "{{.Server.Version}}"); err != nil {
+		t.Skipf("no Docker Engine answers: %v", err)
 	}
+}
+
+// removeContainer removes a run's container when the test ends, if it
+// is still there.
+func removeContainer(t *testing.T, d *DockerExecutor, runID string) {
+	t.Cleanup(func() {
+		found, err := d.exists(context.Background(), runID)
+		if err != nil {
+			t.Logf("looking for run %s's container: %v", runID, err)
+			return
+		}
+		if !found {
+			return
+		}
+		if _, err := d.docker(context.Background(), "rm", "--force", ContainerName(runID)); err != nil {
+			t.Logf("removing run %s's container: %v", runID, err)
+		}
+	})
+}
+
+func TestInt_DockerExecutor(t *testing.T) {
+	testsupport.Integration(t)
+	d := &DockerExecutor{Grace: 5 * time.Second, Log: zerolog.New(zerolog.NewTestWriter(t))}
+	requireEngine(t, d)
 	image := agentImage(t)
 	m := testsupport.StartMinIO(t)
 	m.Bucket(t, "datasets")
 	m.Bucket(t, "runs")
 	data := t.TempDir()
-	os.WriteFile(filepath.Join(data, "a.txt"), []byte("one"), 0o644)
-	manifest, digest, _ := agent.WriteManifest(data)
+	if err := os.WriteFile(filepath.Join(data, "a.txt"), []byte("one"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	manifest, digest, err := agent.WriteManifest(data)
+	if err != nil {
+		t.Fatal(err)
+	}
 	m.PutDir(t, data, "datasets", "tiny/v1/")
-	m.Client.PutObject(context.Background(), "datasets", "tiny/v1/manifest.json", bytes.NewReader(manifest), int64(len(manifest)), minio.PutObjectOptions{})
+	putManifest(t, m, "datasets", "tiny/v1/manifest.json", manifest)
 	sink := testsupport.NewSink(t, events.Validate)
 	finishedOf := func(id string) (f events.RunFinishedData) {
 		for _, e := range sink.OfType(string(events.RunFinished)) {
-			var d events.RunFinishedData
-			if events.DecodeInto(e, &d) == nil && d.RunID == id {
-				f = d
+			var fin events.RunFinishedData
+			if err := events.DecodeInto(e, &fin); err != nil {
+				t.Fatal(err)
+			}
+			if fin.RunID == id {
+				f = fin
 			}
 		}
 		return f
@@ -130,7 +188,6 @@ func TestInt_DockerExecutor(t *testing.T) {
 		ref := events.DatasetRef{Bucket: "datasets", Prefix: "tiny/v1/", Digest: digest, Task: "classification", Format: "imagefolder"}
 		hp := events.Hyperparameters{Epochs: epochs, BatchSize: 1, LearningRate: 0.1, Extra: map[string]any{"sourceDir": "/opt/vp/custom/tinymodel", "sleep": sleep}}
 		mref := events.ModelRef{Framework: "custom", Name: "tinymodel"}
-		var ev event.Event
 		ev, err := events.New(context.Background(), "/test", events.RunStartedData{
 			Job:   events.JobRequestedData{ID: events.JobID(digest, mref, hp), Dataset: ref, Model: mref, Hyperparameters: hp},
 			RunID: id, Image: image, Executor: Docker, Output: "s3://runs/" + id + "/",
@@ -143,7 +200,7 @@ func TestInt_DockerExecutor(t *testing.T) {
 	ctx := context.Background()
 	id := fmt.Sprintf("dock-%d", time.Now().UnixNano())
 	r := mkRun(id, 2, "0")
-	defer exec.Command("docker", "rm", "-f", ContainerName(id)).Run()
+	removeContainer(t, d, id)
 	if err := d.Launch(ctx, r); err != nil {
 		t.Fatal(err)
 	}
@@ -161,36 +218,123 @@ func TestInt_DockerExecutor(t *testing.T) {
 	if _, err := m.Client.StatObject(ctx, "runs", id+"/weights/best.pt", minio.StatObjectOptions{}); err != nil {
 		t.Errorf("weights not in MinIO: %v", err)
 	}
-	if _, err := d.docker(ctx, "container", "inspect", ContainerName(id)); err == nil {
-		t.Error("the container was not removed after Wait")
+	if found, err := d.exists(ctx, id); err != nil || found {
+		t.Errorf("the container is there after Wait (%v)", err)
 	}
 
 	// Cancel: SIGTERM reaches the agent, which reports the run cancelled.
 	id2 := id + "-cancel"
-	defer exec.Command("docker", "rm", "-f", ContainerName(id2)).Run()
+	removeContainer(t, d, id2)
 	if err := d.Launch(ctx, mkRun(id2, 1000, "0.2")); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if _, err := m.Client.StatObject(ctx, "runs", id2+"/checkpoints/last.pt", minio.StatObjectOptions{}); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			logs, _ := d.Logs(ctx, id2)
-			t.Fatalf("no checkpoint from the long run\n%s", logs)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	testsupport.Eventually(t, 60*time.Second, "a checkpoint of the long run in MinIO", func() bool {
+		_, err := m.Client.StatObject(ctx, "runs", id2+"/checkpoints/last.pt", minio.StatObjectOptions{})
+		return err == nil
+	})
 	if err := d.Cancel(ctx, id2); err != nil {
 		t.Fatal(err)
 	}
-	code, _ = d.Wait(ctx, id2)
+	code, err = d.Wait(ctx, id2)
 	f = finishedOf(id2)
-	if code != 143 || f.Status != events.StatusCancelled {
-		t.Errorf("cancelled run: exit %d, run.finished %+v", code, f)
+	if err != nil || code != 143 || f.Status != events.StatusCancelled {
+		t.Errorf("cancelled run: exit %d (%v), run.finished %+v", code, err, f)
 	}
-	if err := d.Cancel(ctx, "no-such-run"); err == nil || !strings.Contains(err.Error(), "unknown run") {
-		t.Errorf("Cancel(unknown) = %v", err)
+	if err := d.Cancel(ctx, id2); !errors.Is(err, ErrUnknownRun) {
+		t.Errorf("Cancel of a run removed by Wait = %v, want ErrUnknownRun", err)
+	}
+	if err := d.Cancel(ctx, "no-such-run"); !errors.Is(err, ErrUnknownRun) {
+		t.Errorf("Cancel(unknown) = %v, want ErrUnknownRun", err)
+	}
+}
+
+// TestDockerCancelAsksTheEngine: without an engine here, a docker command
+// of the test's answers as the engine would; whether a run exists is the
+// engine's list of containers labelled with it, never an error's text.
+func TestDockerCancelAsksTheEngine(t *testing.T) {
+	bin := script(t, "docker", `dir=$(dirname "$0")
+echo "$*" >> "$dir/calls"
+if [ -e "$dir/down" ]; then echo "Cannot connect to the Docker daemon" >&2; exit 1; fi
+case "$1 $2" in
+"container ls") if [ -e "$dir/ls" ]; then cat "$dir/ls"; fi ;;
+"stop --time")
+	if [ -e "$dir/stop-fails" ]; then rm -f "$dir/ls"; echo "Error response from daemon: gone" >&2; exit 1; fi ;;
+"wait vp-run-x") echo "Error response from daemon: gone" >&2; exit 1 ;;
+esac
+`)
+	dir := filepath.Dir(bin)
+	state := func(files ...string) {
+		t.Helper()
+		for _, f := range []string{"down", "ls", "stop-fails", "calls"} {
+			if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				t.Fatal(err)
+			}
+		}
+		for _, f := range files {
+			content := ""
+			if f == "ls" {
+				content = "0123abcd\n"
+			}
+			if err := os.WriteFile(filepath.Join(dir, f), []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	calls := func() []string {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(dir, "calls"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Split(strings.TrimSpace(string(b)), "\n")
+	}
+	ls := "container ls --all --quiet --no-trunc --filter label=" + RunLabel + "=x"
+	stop := "stop --time 5 vp-run-x"
+	d := &DockerExecutor{Docker: bin, Grace: 5 * time.Second}
+	ctx := context.Background()
+
+	state("ls")
+	if err := d.Cancel(ctx, "x"); err != nil {
+		t.Errorf("Cancel(running x) = %v", err)
+	}
+	if diff := cmp.Diff([]string{ls, stop}, calls()); diff != "" {
+		t.Errorf("docker calls (-want +got):\n%s", diff)
+	}
+
+	state()
+	if err := d.Cancel(ctx, "x"); !errors.Is(err, ErrUnknownRun) {
+		t.Errorf("Cancel(x without container) = %v, want ErrUnknownRun", err)
+	}
+	if diff := cmp.Diff([]string{ls}, calls()); diff != "" {
+		t.Errorf("docker calls (-want +got):\n%s", diff)
+	}
+
+	state("ls", "stop-fails") // removed between the list and the stop
+	if err := d.Cancel(ctx, "x"); !errors.Is(err, ErrUnknownRun) {
+		t.Errorf("Cancel(x removed meanwhile) = %v, want ErrUnknownRun", err)
+	}
+
+	state("down")
+	var ce *CommandError
+	err := d.Cancel(ctx, "x")
+	if errors.Is(err, ErrUnknownRun) || !errors.As(err, &ce) || ce.ExitCode != 1 || ce.Args[0] != "container" {
+		t.Errorf("Cancel(x) with the engine down = %v, want a *CommandError of docker container ls with exit code 1", err)
+	}
+
+	state()
+	if _, err := d.Wait(ctx, "x"); !errors.Is(err, ErrUnknownRun) {
+		t.Errorf("Wait(x without container) = %v, want ErrUnknownRun", err)
+	}
+	state("ls")
+	if err := d.Launch(ctx, runOf(t, "x", 0)); err == nil {
+		t.Error("Launch without an image succeeded")
+	}
+	r := runOf(t, "x", 0)
+	r.Image = "example/agent"
+	if err := d.Launch(ctx, r); err != nil {
+		t.Errorf("Launch(x, its container exists) = %v", err)
+	}
+	if diff := cmp.Diff([]string{ls}, calls()); diff != "" {
+		t.Errorf("a redelivered launch ran (-want +got):\n%s", diff)
 	}
 }

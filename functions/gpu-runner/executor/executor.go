@@ -1,12 +1,7 @@
-// Package executor launches training runs: as a process on this host, as a
-// Docker container, or (later) as a Kubernetes Job. Each run is the run
-// agent reading its run.started event; the agent reports by event, so
-// Launch returns as soon as the run is queued or started.
 package executor
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -14,20 +9,13 @@ import (
 	"github.com/vision-platform/vp/events"
 )
 
-// Names of the executors, as run.started reports them.
+// Names of the executors, as run.started reports them: the names in
+// events.Executors, whose list the run.started schema's enum is generated
+// from (a test keeps the three equal).
 const (
 	Process    = "process"
 	Docker     = "docker"
 	Kubernetes = "kubernetes"
-)
-
-var (
-	// ErrUnknownRun is returned when cancelling a run the executor does
-	// not know.
-	ErrUnknownRun = errors.New("unknown run")
-	// ErrNoGPUs is returned for a run that asks for more GPUs than the
-	// host has.
-	ErrNoGPUs = errors.New("not enough GPUs")
 )
 
 // Run is one run to launch.
@@ -59,15 +47,21 @@ type Waiter interface {
 
 // Check makes sure r carries a valid run.started event for its own id.
 func (r Run) Check() error {
+	_, err := r.started()
+	return err
+}
+
+// started decodes r's run.started event and checks it is for r.
+func (r Run) started() (events.RunStartedData, error) {
 	var d events.RunStartedData
 	if r.Event.Context == nil {
-		return fmt.Errorf("run %s: no run.started event", r.ID)
+		return d, fmt.Errorf("run %s: no run.started event", r.ID)
 	}
 	if err := events.DecodeInto(r.Event, &d); err != nil {
-		return fmt.Errorf("run %s: %w", r.ID, err)
+		return d, fmt.Errorf("run %s: %w", r.ID, err)
 	}
 	if d.RunID != r.ID {
-		return fmt.Errorf("run %s: its event is for run %s", r.ID, d.RunID)
+		return d, fmt.Errorf("run %s: its event is for run %s", r.ID, d.RunID)
 	}
-	return nil
+	return d, nil
 }

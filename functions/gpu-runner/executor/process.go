@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/vision-platform/vp/events/sender"
 )
 
 // GPUDetector lists the host's GPU ids.
@@ -26,7 +29,7 @@ func NvidiaSMI(ctx context.Context) ([]string, error) {
 	}
 	out, err := exec.CommandContext(ctx, path, "--query-gpu=index", "--format=csv,noheader").Output()
 	if err != nil {
-		return nil, fmt.Errorf("nvidia-smi: %w", err)
+		return nil, fmt.Errorf("running nvidia-smi: %w", err)
 	}
 	var ids []string
 	for _, l := range strings.Split(string(out), "\n") {
@@ -37,9 +40,22 @@ func NvidiaSMI(ctx context.Context) ([]string, error) {
 	return ids, nil
 }
 
+// Defaults of the process executor.
+const (
+	DefaultGrace    = 30 * time.Second
+	DefaultRemember = 1024
+	DefaultSource   = "/vp/gpu-runner"
+)
+
 // ProcessExecutor runs the agent as a process on this host: one run per
 // GPU through CUDA_VISIBLE_DEVICES, at most Slots runs at once, the rest
 // queued in order.
+//
+// Its table holds queued and running runs only. A run that ends leaves it
+// for a bounded record of the last Remember ended runs (id, exit code), so
+// that a redelivered run.started of a run that ended recently starts
+// nothing and Wait still answers for it; a run older than that is
+// forgotten, and launching its id again starts it again.
 type ProcessExecutor struct {
 	Agent   string   // the vp-agent binary
 	WorkDir string   // each run works in WorkDir/<run id>
@@ -47,13 +63,30 @@ type ProcessExecutor struct {
 	Env     []string // added to every run's environment
 	Grace   time.Duration
 	Log     zerolog.Logger
+	// Remember is how many ended runs are remembered (default 1024).
+	Remember int
+	// Source is the CloudEvents source of the run.finished the executor
+	// sends itself, for a run cancelled before it started (default
+	// /vp/gpu-runner).
+	Source string
+	// Sender delivers that run.finished (default: a sender to the K_SINK
+	// of the run's environment, where its agent would have sent it).
+	Sender sender.Interface
 
 	mu      sync.Mutex
 	gpus    []string
 	freeGPU map[string]bool
 	queue   []*procRun
-	runs    map[string]*procRun
+	runs    map[string]*procRun // queued and running
+	ended   map[string]ending   // the last Remember ended runs
+	order   []string            // the ids in ended, oldest first
 	running int
+}
+
+// ending is what is remembered of an ended run.
+type ending struct {
+	code int
+	err  error
 }
 
 type procRun struct {
@@ -76,9 +109,10 @@ func NewProcess(ctx context.Context, agent, workDir string, detect GPUDetector, 
 	}
 	gpus, err := detect(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("detecting GPUs: %w", err)
 	}
-	p := &ProcessExecutor{Agent: agent, WorkDir: workDir, gpus: gpus, freeGPU: map[string]bool{}, runs: map[string]*procRun{}, Log: log, Grace: 30 * time.Second}
+	p := &ProcessExecutor{Agent: agent, WorkDir: workDir, gpus: gpus, freeGPU: map[string]bool{}, runs: map[string]*procRun{},
+		ended: map[string]ending{}, Log: log, Grace: DefaultGrace, Remember: DefaultRemember, Source: DefaultSource}
 	for _, g := range gpus {
 		p.freeGPU[g] = true
 	}
@@ -96,7 +130,8 @@ func (p *ProcessExecutor) Name() string { return Process }
 // GPUs are the GPU ids found.
 func (p *ProcessExecutor) GPUs() []string { return append([]string(nil), p.gpus...) }
 
-// Launch queues r and starts what fits.
+// Launch queues r and starts what fits. A run queued, running or among
+// the remembered ended runs is not launched again.
 func (p *ProcessExecutor) Launch(_ context.Context, r Run) error {
 	if err := r.Check(); err != nil {
 		return err
@@ -108,6 +143,9 @@ func (p *ProcessExecutor) Launch(_ context.Context, r Run) error {
 	defer p.mu.Unlock()
 	if _, ok := p.runs[r.ID]; ok {
 		return nil // redelivered: already queued or running
+	}
+	if _, ok := p.ended[r.ID]; ok {
+		return nil // redelivered: it ran already
 	}
 	pr := &procRun{r: r, done: make(chan struct{}), queued: true}
 	p.runs[r.ID] = pr
@@ -140,9 +178,8 @@ func (p *ProcessExecutor) scheduleLocked() {
 		p.running++
 		if err := p.start(pr); err != nil {
 			p.Log.Error().Err(err).Str("run", pr.r.ID).Msg("starting run")
-			pr.err = err
 			p.releaseLocked(pr)
-			close(pr.done)
+			p.endLocked(pr, 0, err)
 		}
 	}
 }
@@ -150,21 +187,21 @@ func (p *ProcessExecutor) scheduleLocked() {
 func (p *ProcessExecutor) start(pr *procRun) error {
 	dir := filepath.Join(p.WorkDir, pr.r.ID)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+		return fmt.Errorf("making the run's directory: %w", err)
 	}
 	evFile := filepath.Join(dir, "event.json")
 	b, err := json.Marshal(pr.r.Event)
 	if err != nil {
-		return err
+		return fmt.Errorf("encoding the run.started event: %w", err)
 	}
 	if err := os.WriteFile(evFile, b, 0o644); err != nil {
-		return err
+		return fmt.Errorf("writing the run.started event: %w", err)
 	}
 	cmd := exec.Command(p.Agent, "--event", evFile, "--workdir", dir)
 	cmd.Env = append(append(append(os.Environ(), p.Env...), pr.r.Env...), "CUDA_VISIBLE_DEVICES="+strings.Join(pr.gpus, ","))
 	logf, err := os.Create(filepath.Join(dir, "agent.log"))
 	if err != nil {
-		return err
+		return fmt.Errorf("creating the agent's log: %w", err)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -177,13 +214,13 @@ func (p *ProcessExecutor) start(pr *procRun) error {
 	go func() {
 		err := cmd.Wait()
 		logf.Close()
-		p.mu.Lock()
-		pr.code, pr.err = cmd.ProcessState.ExitCode(), nil
+		var werr error
 		if err != nil && cmd.ProcessState == nil {
-			pr.err = err
+			werr = err
 		}
+		p.mu.Lock()
 		p.releaseLocked(pr)
-		close(pr.done)
+		p.endLocked(pr, cmd.ProcessState.ExitCode(), werr)
 		p.scheduleLocked()
 		p.mu.Unlock()
 		p.Log.Info().Str("run", pr.r.ID).Int("exit", pr.code).Msg("run ended")
@@ -198,14 +235,38 @@ func (p *ProcessExecutor) releaseLocked(pr *procRun) {
 	p.running--
 }
 
-// Cancel removes a queued run, or sends the agent SIGTERM (it stops the
-// adapter, keeps the outputs and reports the run cancelled) and kills it
-// after the grace period.
-func (p *ProcessExecutor) Cancel(_ context.Context, runID string) error {
+// endLocked records how pr ended, wakes its waiters and moves it from the
+// table to the bounded record of ended runs.
+func (p *ProcessExecutor) endLocked(pr *procRun, code int, err error) {
+	pr.code, pr.err = code, err
+	close(pr.done)
+	delete(p.runs, pr.r.ID)
+	p.ended[pr.r.ID] = ending{code: code, err: err}
+	p.order = append(p.order, pr.r.ID)
+	remember := p.Remember
+	if remember <= 0 {
+		remember = DefaultRemember
+	}
+	for len(p.order) > remember {
+		delete(p.ended, p.order[0])
+		p.order = p.order[1:] // append reallocates: at most about 2×remember ids are held
+	}
+}
+
+// Cancel removes a queued run and sends its run.finished (cancelled) to
+// the run's sink, since its agent never starts to send it; or sends the
+// running agent SIGTERM (it stops the adapter, keeps the outputs and
+// reports the run cancelled) and kills it after the grace period. An
+// ended run is left as it ended.
+func (p *ProcessExecutor) Cancel(ctx context.Context, runID string) error {
 	p.mu.Lock()
 	pr, ok := p.runs[runID]
 	if !ok {
+		_, ended := p.ended[runID]
 		p.mu.Unlock()
+		if ended {
+			return nil
+		}
 		return fmt.Errorf("%w: %s", ErrUnknownRun, runID)
 	}
 	if pr.queued {
@@ -215,9 +276,13 @@ func (p *ProcessExecutor) Cancel(_ context.Context, runID string) error {
 				break
 			}
 		}
-		pr.queued, pr.code = false, 143
-		close(pr.done)
+		pr.queued = false
+		p.endLocked(pr, 143, nil)
 		p.mu.Unlock()
+		p.Log.Info().Str("run", runID).Msg("queued run cancelled")
+		if err := p.sendCancelled(ctx, pr.r); err != nil {
+			return fmt.Errorf("reporting cancelled run %s: %w", runID, err)
+		}
 		return nil
 	}
 	cmd := pr.cmd
@@ -230,22 +295,35 @@ func (p *ProcessExecutor) Cancel(_ context.Context, runID string) error {
 		return nil
 	default:
 	}
-	syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
+	if err := syscall.Kill(cmd.Process.Pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("stopping run %s: %w", runID, err)
+	}
+	grace := p.Grace
+	if grace <= 0 {
+		grace = DefaultGrace
+	}
 	go func() {
 		select {
 		case <-pr.done:
-		case <-time.After(p.Grace):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		case <-time.After(grace):
+			if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+				p.Log.Error().Err(err).Str("run", runID).Msg("killing run after its grace period")
+			}
 		}
 	}()
 	return nil
 }
 
-// Wait blocks until the run ends and returns the agent's exit code.
+// Wait blocks until the run ends and returns the agent's exit code (143
+// for a run cancelled while queued).
 func (p *ProcessExecutor) Wait(ctx context.Context, runID string) (int, error) {
 	p.mu.Lock()
 	pr, ok := p.runs[runID]
+	e, ended := p.ended[runID]
 	p.mu.Unlock()
+	if ended {
+		return e.code, e.err
+	}
 	if !ok {
 		return 0, fmt.Errorf("%w: %s", ErrUnknownRun, runID)
 	}
@@ -257,22 +335,28 @@ func (p *ProcessExecutor) Wait(ctx context.Context, runID string) (int, error) {
 	}
 }
 
-// Status says whether a run is queued, running or ended, and which GPUs
-// it holds.
+// Status says whether a run is queued, running, ended (and remembered) or
+// unknown, and which GPUs a running run holds.
 func (p *ProcessExecutor) Status(runID string) (state string, gpus []string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	pr, ok := p.runs[runID]
 	switch {
-	case !ok:
-		return "unknown", nil
-	case pr.queued:
+	case ok && pr.queued:
 		return "queued", nil
+	case ok:
+		return "running", append([]string(nil), pr.gpus...)
 	}
-	select {
-	case <-pr.done:
-		return "ended", pr.gpus
-	default:
-		return "running", pr.gpus
+	if _, ok := p.ended[runID]; ok {
+		return "ended", nil
 	}
+	return "unknown", nil
+}
+
+// Table is how many runs the executor holds (queued and running) and how
+// many ended runs it remembers.
+func (p *ProcessExecutor) Table() (active, remembered int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.runs), len(p.ended)
 }

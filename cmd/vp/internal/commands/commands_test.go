@@ -32,6 +32,7 @@ func run(ctx context.Context, stdin string, args ...string) (string, error) {
 // TestInt_BrokerAndEmit runs `vp broker` and `vp emit` as a user would,
 // over real HTTP, with a subscriber behind a trigger.
 func TestInt_BrokerAndEmit(t *testing.T) {
+	testsupport.Integration(t)
 	var mu sync.Mutex
 	var got []string
 	sub := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -15,9 +16,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/spf13/cobra"
 
-	"github.com/vision-platform/vp/images/build"
+	"github.com/vision-platform/vp/images/assemble"
+	"github.com/vision-platform/vp/images/imagespec"
 	"github.com/vision-platform/vp/images/publish"
-	"github.com/vision-platform/vp/images/spec"
 )
 
 type imagesFlags struct {
@@ -54,69 +55,51 @@ func newImagesBuildCmd(f *imagesFlags) *cobra.Command {
 		Example: `  vp images build timm --registry 127.0.0.1:5000/vp
   vp images build torchvision --output tar:torchvision.tar && docker load -i torchvision.tar`,
 		RunE: func(cmd *cobra.Command, names []string) error {
-			specs, err := spec.LoadDir(f.specs)
+			specs, err := imagespec.LoadDir(f.specs)
 			if err != nil {
 				return err
 			}
 			if len(names) == 0 {
-				for n := range specs {
-					names = append(names, n)
-				}
+				names = slices.Sorted(maps.Keys(specs))
 			}
-			if output != "" && strings.HasPrefix(output, "tar:") && len(names) != 1 {
+			if strings.HasPrefix(output, "tar:") && len(names) != 1 {
 				return fmt.Errorf("--output tar: takes one image, got %d", len(names))
 			}
-			cache, err := build.OpenCache(f.cache)
+			cache, err := assemble.OpenCache(f.cache)
 			if err != nil {
 				return err
 			}
-			errw := cmd.ErrOrStderr()
-			b, err := build.New(cache, specs, build.WithProgress(progressPrinter(errw, quiet)))
-			if err != nil {
-				return err
+			opts := []assemble.Option{assemble.WithProgress(progressPrinter(cmd.ErrOrStderr(), quiet))}
+			if output != "" {
+				opts = append(opts, assemble.WithOutput(output))
 			}
-			var pub *publish.Publisher
+			if tag != "" {
+				opts = append(opts, assemble.WithTarTag(tag))
+			}
 			if registry != "" {
-				if pub, err = publish.New(publish.WithMountIndex(filepath.Join(f.cache, "mounts.json"))); err != nil {
-					return err
-				}
-			}
-			out := cmd.OutOrStdout()
-			for _, n := range names {
-				start := time.Now()
-				r, err := b.Build(cmd.Context(), n)
+				pub, err := publish.New(publish.WithMountIndex(filepath.Join(f.cache, "mounts.json")))
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(out, "%s\t%s\t%d layers, %d built, %s\n", n, r.Digest, len(r.Layers), r.Built, time.Since(start).Round(time.Millisecond))
-				built := build.Built{Name: n, Digest: r.Digest, Image: r.Image, Index: r.Index}
-				if output != "" {
-					t := tag
-					if t == "" {
-						t = "vp/" + n + ":latest"
-					}
-					if err := build.WriteOutput(built, output, t); err != nil {
-						return err
-					}
+				var nameOpts []name.Option
+				if insecure {
+					nameOpts = append(nameOpts, name.Insecure)
 				}
-				if pub != nil {
-					var opts []name.Option
-					if insecure {
-						opts = append(opts, name.Insecure)
-					}
-					ref, err := name.ParseReference(strings.TrimSuffix(registry, "/")+"/"+n+":latest", opts...)
-					if err != nil {
-						return fmt.Errorf("--registry %q: %w", registry, err)
-					}
-					var img any = r.Image
-					if r.Index != nil {
-						img = r.Index
-					}
-					res, err := pub.Push(cmd.Context(), ref, img)
-					if err != nil {
-						return err
-					}
-					fmt.Fprintf(out, "%s\tpushed %s\t%s pushed, %s reused\n", n, res.Reference, human(res.BytesPushed), human(res.BytesReused))
+				opts = append(opts, assemble.WithPush(pub, registry, nameOpts...))
+			}
+			b, err := assemble.New(cache, specs, opts...)
+			if err != nil {
+				return flagError(err)
+			}
+			out := cmd.OutOrStdout()
+			for _, n := range names {
+				r, err := b.Build(cmd.Context(), n)
+				if err != nil {
+					return flagError(err)
+				}
+				fmt.Fprintf(out, "%s\t%s\t%d layers, %d built, %s\n", n, r.Digest, len(r.Layers), r.Built, r.Duration.Round(time.Millisecond))
+				if r.Reference != "" {
+					fmt.Fprintf(out, "%s\tpushed %s\t%s pushed, %s reused\n", n, r.Reference, human(r.BytesPushed), human(r.BytesReused))
 				}
 			}
 			return nil
@@ -130,18 +113,39 @@ func newImagesBuildCmd(f *imagesFlags) *cobra.Command {
 	return cmd
 }
 
-func progressPrinter(w io.Writer, quiet bool) func(build.Event) {
-	return func(e build.Event) {
+// buildFlags names the flag that sets each field of the builder's options.
+var buildFlags = map[string]string{
+	assemble.FieldRepository: "--registry",
+	assemble.FieldOutput:     "--output",
+	assemble.FieldTag:        "--tag",
+}
+
+// flagError says a builder's *assemble.FieldError in terms of the flag
+// that set the field.
+func flagError(err error) error {
+	var fe *assemble.FieldError
+	if errors.As(err, &fe) {
+		if flag, ok := buildFlags[fe.Field]; ok {
+			return fmt.Errorf("%s %q: %w", flag, fe.Value, fe.Err)
+		}
+	}
+	return err
+}
+
+func progressPrinter(w io.Writer, quiet bool) func(assemble.Event) {
+	return func(e assemble.Event) {
 		if quiet {
 			return
 		}
 		switch e.Phase {
-		case "cached":
+		case assemble.PhaseCached:
 			fmt.Fprintf(w, "  %-12s %-24s cached  %s\n", e.Spec, e.Layer, human(e.Size))
-		case "built":
+		case assemble.PhaseBuilt:
 			fmt.Fprintf(w, "  %-12s %-24s built   %s\n", e.Spec, e.Layer, human(e.Size))
-		case "progress":
+		case assemble.PhaseProgress:
 			fmt.Fprintf(w, "  %-12s %-24s ...     %s read\n", e.Spec, e.Layer, human(e.Size))
+		case assemble.PhaseWritten:
+			fmt.Fprintf(w, "  %-12s written to %s\n", e.Spec, e.Reference)
 		}
 	}
 }
@@ -164,15 +168,18 @@ func newImagesLsCmd(f *imagesFlags) *cobra.Command {
 		Short: "List the specs and what has been built of them",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			specs, err := spec.LoadDir(f.specs)
+			specs, err := imagespec.LoadDir(f.specs)
 			if err != nil {
 				return err
 			}
+			// A cache that cannot be read lists nothing as built.
 			digests := map[string]string{}
-			if cache, err := build.OpenCache(f.cache); err == nil {
+			if cache, err := assemble.OpenCache(f.cache); err == nil {
 				if built, err := cache.Images(); err == nil {
 					for _, b := range built {
-						digests[b.Name] = b.Digest.String()
+						if d, err := b.Artifact.Digest(); err == nil {
+							digests[b.Name] = d.String()
+						}
 					}
 				}
 			}
@@ -209,7 +216,7 @@ func newImagesInspectCmd(f *imagesFlags) *cobra.Command {
 		Short: "Show a built image's layers, sizes and the bytes it shares with the others",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cache, err := build.OpenCache(f.cache)
+			cache, err := assemble.OpenCache(f.cache)
 			if err != nil {
 				return err
 			}
@@ -229,9 +236,11 @@ func newImagesInspectCmd(f *imagesFlags) *cobra.Command {
 			for _, l := range in.Layers {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", l.Name, l.Digest[:19], human(l.Size), strings.Join(l.SharedBy, ","))
 			}
-			tw.Flush()
-			fmt.Fprintf(out, "total %s, shared with other images %s\n", human(in.TotalBytes), human(in.SharedBytes))
-			return nil
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(out, "total %s, shared with other images %s\n", human(in.TotalBytes), human(in.SharedBytes))
+			return err
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")

@@ -1,23 +1,18 @@
 package commands
 
 import (
-	"bytes"
+	"errors"
 	"fmt"
-	"maps"
-	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
 
-	"github.com/vision-platform/vp/images/spec"
-	"github.com/vision-platform/vp/images/wheel"
+	"github.com/vision-platform/vp/images/assemble"
+	"github.com/vision-platform/vp/images/imagespec"
 )
 
 func newImagesLockCmd(f *imagesFlags) *cobra.Command {
-	var o wheel.ResolveOptions
-	var glibc string
+	var o assemble.LockOptions
 	cmd := &cobra.Command{
 		Use:   "lock [NAME...]",
 		Short: "Resolve each spec's wheel requirements into its lock file, pinned by sha256 (with pip)",
@@ -29,65 +24,28 @@ pip's default index.`,
 		Example: `  vp images lock --index https://pypi.org/simple
   vp images lock timm --find-links wheelhouse/`,
 		RunE: func(cmd *cobra.Command, names []string) error {
-			specs, err := spec.LoadDir(f.specs)
+			specs, err := imagespec.LoadDir(f.specs)
 			if err != nil {
 				return err
 			}
-			if len(names) == 0 {
-				names = slices.Sorted(maps.Keys(specs))
+			errw := cmd.ErrOrStderr()
+			o.Progress = func(e assemble.LockEvent) {
+				fmt.Fprintf(errw, "%s: resolving %s for python %s on %s\n", e.Spec, e.Requirements, e.PythonVersion, strings.Join(e.Platforms, ", "))
 			}
-			done := 0
-			for _, n := range names {
-				s, ok := specs[n]
-				if !ok {
-					return fmt.Errorf("no spec named %q in %s", n, f.specs)
-				}
-				for _, l := range s.Layers {
-					if l.Wheels == nil || l.Wheels.Requirements == "" {
-						continue
-					}
-					opts := o
-					opts.Platforms = nil
-					for _, p := range s.Platforms {
-						tag, err := wheel.PlatformTag(p, glibc)
-						if err != nil {
-							return fmt.Errorf("%s: %w", s.File, err)
-						}
-						opts.Platforms = append(opts.Platforms, tag)
-					}
-					in, lock := s.Resolve(l.Wheels.Requirements), s.Resolve(l.Wheels.Lock)
-					fmt.Fprintf(cmd.ErrOrStderr(), "%s: resolving %s for python %s on %s\n", n, l.Wheels.Requirements, opts.PythonVersion, strings.Join(opts.Platforms, ", "))
-					reqs, err := wheel.Resolve(cmd.Context(), in, opts)
-					if err != nil {
-						return fmt.Errorf("%s: %w", n, err)
-					}
-					var b bytes.Buffer
-					rel, _ := filepath.Rel(filepath.Dir(lock), in)
-					header := fmt.Sprintf("Written by vp images lock from %s\n(python %s; %s).\nEdit the requirements and run vp images lock %s again; do not edit by hand.",
-						filepath.ToSlash(rel), opts.PythonVersion, strings.Join(opts.Platforms, ", "), n)
-					if err := wheel.WriteLock(&b, header, reqs); err != nil {
-						return err
-					}
-					if err := os.MkdirAll(filepath.Dir(lock), 0o755); err != nil {
-						return err
-					}
-					if err := os.WriteFile(lock, b.Bytes(), 0o644); err != nil {
-						return err
-					}
-					fmt.Fprintf(cmd.OutOrStdout(), "%s: %s: %d wheels pinned\n", n, lock, len(reqs))
-					done++
-				}
+			locked, err := assemble.Lock(cmd.Context(), specs, names, o)
+			for _, l := range locked {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: %s: %d wheels pinned\n", l.Spec, l.Lock, l.Wheels)
 			}
-			if done == 0 {
-				return fmt.Errorf("no wheels layer with requirements in %s", strings.Join(names, ", "))
+			if errors.Is(err, assemble.ErrNoSpec) {
+				return fmt.Errorf("%w in %s", err, f.specs)
 			}
-			return nil
+			return err
 		},
 	}
-	cmd.Flags().StringVar(&o.Index, "index", "", "PEP 503/691 simple index URL (default: pip's)")
-	cmd.Flags().StringSliceVar(&o.FindLinks, "find-links", nil, "directory of wheels to resolve from (repeatable); alone, no index is asked")
-	cmd.Flags().StringVar(&o.Python, "python", "/usr/bin/python3", "a Python with pip, to run the resolver")
-	cmd.Flags().StringVar(&o.PythonVersion, "python-version", "3.11", "the image's Python version (Debian bookworm's is 3.11)")
-	cmd.Flags().StringVar(&glibc, "glibc", "2.36", "the image's glibc version, for manylinux wheels (Debian bookworm's is 2.36)")
+	cmd.Flags().StringVar(&o.Resolve.Index, "index", "", "PEP 503/691 simple index URL (default: pip's)")
+	cmd.Flags().StringSliceVar(&o.Resolve.FindLinks, "find-links", nil, "directory of wheels to resolve from (repeatable); alone, no index is asked")
+	cmd.Flags().StringVar(&o.Resolve.Python, "python", "/usr/bin/python3", "a Python with pip, to run the resolver")
+	cmd.Flags().StringVar(&o.Resolve.PythonVersion, "python-version", "3.11", "the image's Python version (Debian bookworm's is 3.11)")
+	cmd.Flags().StringVar(&o.Glibc, "glibc", "2.36", "the image's glibc version, for manylinux tags (Debian bookworm's is 2.36)")
 	return cmd
 }

@@ -1,4 +1,4 @@
-package executor
+package kubernetes
 
 import (
 	"context"
@@ -14,7 +14,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
+	clientset "k8s.io/client-go/kubernetes"
+
+	"github.com/vision-platform/vp/functions/gpu-runner/executor"
 )
 
 // Labels and the volume the kubernetes executor uses.
@@ -25,12 +27,12 @@ const (
 	eventMountPath = "/etc/jobsink-event"
 )
 
-// KubernetesExecutor runs each run as a batch/v1 Job named after the run
+// Executor runs each run as a batch/v1 Job named after the run
 // id, with its run.started event in a Secret mounted where Knative's
 // JobSink mounts it (/etc/jobsink-event/event). A redelivered run creates
 // nothing twice: the Job's name is the run's.
-type KubernetesExecutor struct {
-	Client    kubernetes.Interface
+type Executor struct {
+	Client    clientset.Interface
 	Namespace string
 	// ServiceAccount the run's pod uses (optional).
 	ServiceAccount string
@@ -44,10 +46,10 @@ type KubernetesExecutor struct {
 	Env         []corev1.EnvVar
 }
 
-var _ Executor = (*KubernetesExecutor)(nil)
+var _ executor.Executor = (*Executor)(nil)
 
 // Name is "kubernetes".
-func (k *KubernetesExecutor) Name() string { return Kubernetes }
+func (k *Executor) Name() string { return executor.Kubernetes }
 
 var dns1123 = regexp.MustCompile(`[^a-z0-9-]+`)
 
@@ -67,7 +69,7 @@ func JobName(runID string) string {
 }
 
 // Manifests returns the Job and the Secret that carry run r.
-func (k *KubernetesExecutor) Manifests(r Run) (*batchv1.Job, *corev1.Secret, error) {
+func (k *Executor) Manifests(r executor.Run) (*batchv1.Job, *corev1.Secret, error) {
 	if err := r.Check(); err != nil {
 		return nil, nil, err
 	}
@@ -76,7 +78,7 @@ func (k *KubernetesExecutor) Manifests(r Run) (*batchv1.Job, *corev1.Secret, err
 	}
 	ev, err := json.Marshal(r.Event)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("encoding the run.started event of run %s: %w", r.ID, err)
 	}
 	name := JobName(r.ID)
 	jobID, _ := r.Event.Extensions()["jobid"].(string)
@@ -148,7 +150,7 @@ func ptr[T any](v T) *T { return &v }
 
 // Launch creates the run's Job, then its event Secret owned by the Job (so
 // it goes when the Job does). An existing Job means the run was launched.
-func (k *KubernetesExecutor) Launch(ctx context.Context, r Run) error {
+func (k *Executor) Launch(ctx context.Context, r executor.Run) error {
 	job, secret, err := k.Manifests(r)
 	if err != nil {
 		return err
@@ -169,11 +171,14 @@ func (k *KubernetesExecutor) Launch(ctx context.Context, r Run) error {
 
 // Cancel deletes the run's Job and its pods: the pod gets SIGTERM and its
 // grace period, in which the agent reports the run cancelled.
-func (k *KubernetesExecutor) Cancel(ctx context.Context, runID string) error {
+func (k *Executor) Cancel(ctx context.Context, runID string) error {
 	policy := metav1.DeletePropagationForeground
 	err := k.Client.BatchV1().Jobs(k.Namespace).Delete(ctx, JobName(runID), metav1.DeleteOptions{PropagationPolicy: &policy})
 	if apierrors.IsNotFound(err) {
-		return fmt.Errorf("%w: %s", ErrUnknownRun, runID)
+		return fmt.Errorf("%w: %s", executor.ErrUnknownRun, runID)
 	}
-	return err
+	if err != nil {
+		return fmt.Errorf("deleting Job %s: %w", JobName(runID), err)
+	}
+	return nil
 }

@@ -1,42 +1,46 @@
-package build
+package assemble
 
 import (
 	"fmt"
 	"sort"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/vision-platform/vp/images/artifact"
 )
 
-// Built is an image recorded in the cache's layout.
+// Built is an image recorded in the cache's layout, by name.
 type Built struct {
-	Name   string
-	Digest v1.Hash
-	Index  v1.ImageIndex // for a multi-platform spec
-	Image  v1.Image      // otherwise
+	Name     string
+	Artifact artifact.Artifact
 }
 
 // Images lists the images built into the cache, by name.
 func (c *Cache) Images() ([]Built, error) {
 	idx, err := c.layout.ImageIndex()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading the cache's layout: %w", err)
 	}
 	m, err := idx.IndexManifest()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading the cache's layout: %w", err)
 	}
 	var out []Built
 	for _, d := range m.Manifests {
-		b := Built{Name: d.Annotations[RefNameAnnotation], Digest: d.Digest}
+		b := Built{Name: d.Annotations[RefNameAnnotation]}
 		if b.Name == "" {
 			continue
 		}
 		if d.MediaType.IsIndex() {
-			if b.Index, err = idx.ImageIndex(d.Digest); err != nil {
-				return nil, err
+			ii, err := idx.ImageIndex(d.Digest)
+			if err != nil {
+				return nil, fmt.Errorf("reading %s: %w", b.Name, err)
 			}
-		} else if b.Image, err = idx.Image(d.Digest); err != nil {
-			return nil, err
+			b.Artifact = artifact.FromIndex(ii)
+		} else {
+			img, err := idx.Image(d.Digest)
+			if err != nil {
+				return nil, fmt.Errorf("reading %s: %w", b.Name, err)
+			}
+			b.Artifact = artifact.FromImage(img)
 		}
 		out = append(out, b)
 	}
@@ -87,13 +91,13 @@ func (c *Cache) Inspect(name string) (*Inspection, error) {
 	users := map[string][]string{}
 	var target *Built
 	for i, b := range all {
-		img, err := firstImage(b)
+		img, err := b.Artifact.First()
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("reading %s: %w", b.Name, err)
 		}
 		m, err := img.Manifest()
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("reading %s: %w", b.Name, err)
 		}
 		for _, l := range m.Layers {
 			users[l.Digest.String()] = append(users[l.Digest.String()], b.Name)
@@ -105,19 +109,23 @@ func (c *Cache) Inspect(name string) (*Inspection, error) {
 	if target == nil {
 		return nil, fmt.Errorf("%s has not been built (vp images build %s)", name, name)
 	}
-	img, err := firstImage(*target)
+	img, err := target.Artifact.First()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading %s: %w", name, err)
 	}
 	m, err := img.Manifest()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading %s: %w", name, err)
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading %s: %w", name, err)
 	}
-	out := &Inspection{Name: name, Digest: target.Digest.String(), Platform: cf.OS + "/" + cf.Architecture}
+	d, err := target.Artifact.Digest()
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", name, err)
+	}
+	out := &Inspection{Name: name, Digest: d.String(), Platform: cf.OS + "/" + cf.Architecture}
 	for _, l := range m.Layers {
 		u := LayerUse{Name: l.Annotations[LayerNameKey], Digest: l.Digest.String(), Size: l.Size}
 		for _, other := range users[l.Digest.String()] {
@@ -132,18 +140,4 @@ func (c *Cache) Inspect(name string) (*Inspection, error) {
 		out.Layers = append(out.Layers, u)
 	}
 	return out, nil
-}
-
-func firstImage(b Built) (v1.Image, error) {
-	if b.Image != nil {
-		return b.Image, nil
-	}
-	m, err := b.Index.IndexManifest()
-	if err != nil {
-		return nil, err
-	}
-	if len(m.Manifests) == 0 {
-		return nil, fmt.Errorf("%s: empty index", b.Name)
-	}
-	return b.Index.Image(m.Manifests[0].Digest)
 }

@@ -1,4 +1,4 @@
-package wheel
+package wheeltest
 
 import (
 	"archive/zip"
@@ -7,16 +7,17 @@ import (
 	"encoding/base64"
 	"encoding/csv"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 )
 
-// Make writes a valid wheel to dir for tests and benchmarks: name and
-// version, the given files (path in the wheel -> content; paths under
-// <name>-<version>.data/ use the .data schemes), a WHEEL file and a RECORD
-// listing every file with its hash. It returns the wheel's path and hex
+// Make writes a valid wheel to dir: name and version, the given files
+// (path in the wheel -> content; paths under <name>-<version>.data/ use
+// the .data schemes), a WHEEL file and a RECORD listing every file with its
+// hash, every member deflated. It returns the wheel's path and hex
 // sha256. Entries of tamper are written after RECORD is made, so their
 // RECORD lines no longer match.
 func Make(dir, name, version string, files map[string][]byte, tamper map[string][]byte) (string, string, error) {
@@ -33,7 +34,9 @@ func Make(dir, name, version string, files map[string][]byte, tamper map[string]
 	rows = append(rows, []string{distInfo + "/RECORD", "", ""})
 	sort.Slice(rows, func(i, j int) bool { return rows[i][0] < rows[j][0] })
 	var rec bytes.Buffer
-	_ = csv.NewWriter(&rec).WriteAll(rows)
+	if err := csv.NewWriter(&rec).WriteAll(rows); err != nil {
+		return "", "", fmt.Errorf("writing RECORD: %w", err)
+	}
 	all[distInfo+"/RECORD"] = rec.Bytes()
 	for k, v := range tamper {
 		all[k] = v
@@ -53,18 +56,18 @@ func Make(dir, name, version string, files map[string][]byte, tamper map[string]
 		}
 		w, err := zw.CreateHeader(h)
 		if err != nil {
-			return "", "", err
+			return "", "", fmt.Errorf("adding %s: %w", n, err)
 		}
 		if _, err := w.Write(all[n]); err != nil {
-			return "", "", err
+			return "", "", fmt.Errorf("adding %s: %w", n, err)
 		}
 	}
 	if err := zw.Close(); err != nil {
-		return "", "", err
+		return "", "", fmt.Errorf("closing zip: %w", err)
 	}
 	p := filepath.Join(dir, name+"-"+version+"-py3-none-any.whl")
 	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
-		return "", "", err
+		return "", "", fmt.Errorf("writing wheel: %w", err)
 	}
 	s := sha256.Sum256(buf.Bytes())
 	return p, hex.EncodeToString(s[:]), nil

@@ -1,18 +1,19 @@
-package build
+package assemble
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/vision-platform/vp/images/spec"
+	"github.com/vision-platform/vp/images/imagespec"
 	"github.com/vision-platform/vp/internal/testsupport"
 )
 
 func TestFrameworkSpecs(t *testing.T) {
-	specs, err := spec.LoadDir(filepath.Join("..", "frameworks"))
+	specs, err := imagespec.LoadDir(filepath.Join("..", "frameworks"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +31,10 @@ func TestFrameworkSpecs(t *testing.T) {
 	if !strings.Contains(forbids, "torch") {
 		t.Errorf("paddle forbids %q, want torch", forbids)
 	}
-	in, _ := os.ReadFile(filepath.Join("..", "frameworks", "requirements", "paddle.in"))
+	in, err := os.ReadFile(filepath.Join("..", "frameworks", "requirements", "paddle.in"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if strings.Contains(string(in), "torch") {
 		t.Error("paddle's requirements name torch")
 	}
@@ -39,32 +43,33 @@ func TestFrameworkSpecs(t *testing.T) {
 // TestInt_BuildBaseFramework builds the real base spec: the Debian rootfs,
 // the agent and the SDK; a framework image without its lock says so.
 func TestInt_BuildBaseFramework(t *testing.T) {
+	testsupport.Integration(t)
 	testsupport.Rootfs(t)
-	specs, err := spec.LoadDir(filepath.Join("..", "frameworks"))
+	specs, err := imagespec.LoadDir(filepath.Join("..", "frameworks"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	home, _ := os.UserHomeDir()
+	home, err := os.UserHomeDir()
+	if err != nil {
+		t.Fatal(err)
+	}
 	c, err := OpenCache(filepath.Join(home, ".cache", "vision-platform", "test-images"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := New(c, specs)
+	b := must[*Builder](t)(New(c, specs))
 	r, err := b.Build(context.Background(), "base")
 	if err != nil {
 		t.Fatalf("Build(base) = %v", err)
 	}
-	fs := files(t, r.Image)
+	fs := files(t, r.Artifact.Image())
 	for _, p := range []string{"/opt/vp/bin/vp-agent", "/opt/vp/site-packages/vp_sdk/run.py", "/opt/vp/site-packages/vp_sdk/adapters/torchvision_adapter.py", "/usr/bin/python3"} {
 		if _, ok := fs[p]; !ok {
 			t.Errorf("base image lacks %s", p)
 		}
 	}
-	if _, err := New(c, specs); err != nil {
-		t.Fatal(err)
-	}
-	b2, _ := New(c, specs)
-	if _, err := b2.Build(context.Background(), "timm"); err == nil || !strings.Contains(err.Error(), "lock file locks/timm.lock is missing") {
+	b2 := must[*Builder](t)(New(c, specs))
+	if _, err := b2.Build(context.Background(), "timm"); !errors.Is(err, ErrLockMissing) || !strings.Contains(err.Error(), "lock file locks/timm.lock is missing") {
 		t.Errorf("Build(timm) without its lock = %v", err)
 	}
 }

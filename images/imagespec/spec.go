@@ -1,4 +1,4 @@
-package spec
+package imagespec
 
 import (
 	"fmt"
@@ -35,6 +35,11 @@ type Spec struct {
 	// Forbid lists distribution names no wheel layer may install (the
 	// isolated images: paddle forbids torch).
 	Forbid []string `yaml:"forbid,omitempty"`
+	// Overrides lists paths of the base image that this spec's layers may
+	// replace: a path, or a directory and everything below it. A path
+	// written by two layers is otherwise refused, whether both are the
+	// spec's own or one is the base image's (directories excepted).
+	Overrides []string `yaml:"overrides,omitempty"`
 
 	// File is where the spec was read from; relative paths are resolved
 	// against its directory.
@@ -142,7 +147,7 @@ func Load(file string) (*Spec, error) {
 func LoadDir(dir string) (map[string]*Spec, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("listing specs: %w", err)
 	}
 	out := map[string]*Spec{}
 	for _, f := range files {
@@ -244,6 +249,11 @@ func (s *Spec) validate(errs *strictyaml.Errors) {
 	if s.WorkingDir != "" && !path.IsAbs(s.WorkingDir) {
 		errs.Add("workingDir", "%q is not absolute", s.WorkingDir)
 	}
+	for i, p := range s.Overrides {
+		if err := CheckImagePath(p); err != nil {
+			errs.Add(fmt.Sprintf("overrides.%d", i), "%s", err.Error())
+		}
+	}
 	names := map[string]int{}
 	dests := map[string]string{}
 	for i, l := range s.Layers {
@@ -266,7 +276,7 @@ func (s *Spec) validate(errs *strictyaml.Errors) {
 		}
 		dest := func(f, d string) {
 			if err := CheckImagePath(d); err != nil {
-				errs.Add(at(f), "%v", err)
+				errs.Add(at(f), "%s", err.Error())
 				return
 			}
 			if prev, dup := dests[path.Clean(d)]; dup {
@@ -282,7 +292,7 @@ func (s *Spec) validate(errs *strictyaml.Errors) {
 			fi, err := os.Stat(s.Resolve(p))
 			switch {
 			case err != nil:
-				errs.Add(at(f), "%v", err)
+				errs.Add(at(f), "%s", err.Error())
 			case dir && !fi.IsDir():
 				errs.Add(at(f), "%s is not a directory", p)
 			case !dir && !fi.Mode().IsRegular():
@@ -295,7 +305,7 @@ func (s *Spec) validate(errs *strictyaml.Errors) {
 			dest("dir.dest", l.Dir.Dest)
 			for j, g := range append(append([]string(nil), l.Dir.Include...), l.Dir.Exclude...) {
 				if _, err := path.Match(strings.ReplaceAll(g, "**", "*"), ""); err != nil {
-					errs.Add(at("dir"), "pattern %d %q: %v", j, g, err)
+					errs.Add(at("dir"), "pattern %d %q: %s", j, g, err.Error())
 				}
 			}
 		case l.File != nil:
@@ -328,12 +338,12 @@ func (s *Spec) validate(errs *strictyaml.Errors) {
 			dest("wheels.scripts", w.Scripts)
 			if w.Prefix != "" {
 				if err := CheckImagePath(w.Prefix); err != nil {
-					errs.Add(at("wheels.prefix"), "%v", err)
+					errs.Add(at("wheels.prefix"), "%s", err.Error())
 				}
 			}
 			if w.OwnLayerOver != "" {
 				if _, err := ParseSize(w.OwnLayerOver); err != nil {
-					errs.Add(at("wheels.ownLayerOver"), "%v", err)
+					errs.Add(at("wheels.ownLayerOver"), "%s", err.Error())
 				}
 			}
 		}
@@ -378,7 +388,7 @@ func ParseSize(s string) (int64, error) {
 	}
 	n, err := strconv.ParseInt(m[1], 10, 64)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("size %q: %w", s, err)
 	}
 	switch m[2] {
 	case "Ki":

@@ -1,4 +1,4 @@
-package build
+package assemble
 
 import (
 	"archive/tar"
@@ -29,9 +29,10 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/vision-platform/vp/images/imagespec"
 	"github.com/vision-platform/vp/images/publish"
-	"github.com/vision-platform/vp/images/spec"
 	"github.com/vision-platform/vp/local/ociregistry"
 )
 
@@ -102,7 +103,9 @@ func bigWheel(b *testing.B, dir string, deflate bool) (string, string) {
 		h := sha256.New()
 		mw := io.MultiWriter(w, h)
 		if data != nil {
-			mw.Write(data)
+			if _, err := mw.Write(data); err != nil {
+				b.Fatal(err)
+			}
 			n = int64(len(data))
 		} else if err := fill(mw, n, seed); err != nil {
 			b.Fatal(err)
@@ -115,13 +118,19 @@ func bigWheel(b *testing.B, dir string, deflate bool) (string, string) {
 	add("torch/__init__.py", 0, 0, []byte("import torch._C\n"))
 	add("torch-2.1.0.dist-info/WHEEL", 0, 0, []byte("Wheel-Version: 1.0\nRoot-Is-Purelib: false\nTag: cp311-cp311-linux_x86_64\n"))
 	var rec bytes.Buffer
-	csv.NewWriter(&rec).WriteAll(append(rows, []string{"torch-2.1.0.dist-info/RECORD", "", ""}))
-	w, _ := zw.CreateHeader(&zip.FileHeader{Name: "torch-2.1.0.dist-info/RECORD", Method: zip.Store})
-	w.Write(rec.Bytes())
+	if err := csv.NewWriter(&rec).WriteAll(append(rows, []string{"torch-2.1.0.dist-info/RECORD", "", ""})); err != nil {
+		b.Fatal(err)
+	}
+	w := must[io.Writer](b)(zw.CreateHeader(&zip.FileHeader{Name: "torch-2.1.0.dist-info/RECORD", Method: zip.Store}))
+	if _, err := w.Write(rec.Bytes()); err != nil {
+		b.Fatal(err)
+	}
 	if err := zw.Close(); err != nil {
 		b.Fatal(err)
 	}
-	f.Close()
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
 	sum, err := fileSHA(p)
 	if err != nil {
 		b.Fatal(err)
@@ -156,7 +165,7 @@ func ceiling(b *testing.B, parallel bool) float64 {
 		}
 		zw = pz
 	} else {
-		zw, _ = gzip.NewWriterLevel(digest, gzip.BestSpeed)
+		zw = must[*gzip.Writer](b)(gzip.NewWriterLevel(digest, gzip.BestSpeed))
 	}
 	diff := sha256.New()
 	for i := 0; i < 8; i++ {
@@ -164,7 +173,9 @@ func ceiling(b *testing.B, parallel bool) float64 {
 			b.Fatal(err)
 		}
 	}
-	zw.Close()
+	if err := zw.Close(); err != nil {
+		b.Fatal(err)
+	}
 	return mbps(benchWheelBytes, time.Since(start))
 }
 
@@ -187,7 +198,12 @@ func profileTo(b *testing.B, path string) (stop func()) {
 	if err := pprof.StartCPUProfile(f); err != nil {
 		b.Fatal(err)
 	}
-	return func() { pprof.StopCPUProfile(); f.Close() }
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 // pretouch writes and removes 2 GiB. A virtual machine backs its guest's
@@ -203,8 +219,12 @@ func pretouch(b *testing.B, p string) {
 	if err := fill(f, 2<<30, 99); err != nil {
 		b.Fatal(err)
 	}
-	f.Close()
-	os.Remove(p)
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.Remove(p); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // ceilingWithIO measures the work no correct build of the wheel's layer
@@ -258,14 +278,14 @@ func coldDeflated(b *testing.B, dir string) float64 {
 		b.Fatal(err)
 	}
 	_, sum := bigWheel(b, house, true)
-	os.WriteFile(filepath.Join(dir, "torch.lock"), []byte("torch==2.1.0 --hash=sha256:"+sum+"\n"), 0o644)
-	os.WriteFile(filepath.Join(dir, "torch.yaml"), []byte(`name: torch
+	writeFile(b, filepath.Join(dir, "torch.lock"), "torch==2.1.0 --hash=sha256:"+sum+"\n", 0o644)
+	writeFile(b, filepath.Join(dir, "torch.yaml"), `name: torch
 base: {scratch: true}
 layers:
   - name: wheels
     wheels: {lock: torch.lock, wheelhouse: wheels, sitePackages: /opt/vp/site-packages, scripts: /opt/vp/bin}
-`), 0o644)
-	specs, err := spec.LoadDir(dir)
+`, 0o644)
+	specs, err := imagespec.LoadDir(dir)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -275,13 +295,15 @@ layers:
 		_, _, took := coldBuild(b, specs, cacheDir, "torch")
 		runs = append(runs, mbps(benchWheelBytes, took))
 		b.Logf("cold build of the deflated wheel %d: %.0f MB/s", i+1, runs[i])
-		os.RemoveAll(cacheDir)
+		if err := os.RemoveAll(cacheDir); err != nil {
+			b.Fatal(err)
+		}
 	}
 	return median(runs)
 }
 
 // coldBuild builds spec name from a new cache in cacheDir and times it.
-func coldBuild(b *testing.B, specs map[string]*spec.Spec, cacheDir, name string) (*Cache, *Result, time.Duration) {
+func coldBuild(b *testing.B, specs map[string]*imagespec.Spec, cacheDir, name string) (*Cache, *Result, time.Duration) {
 	cache, err := OpenCache(cacheDir)
 	if err != nil {
 		b.Fatal(err)
@@ -300,17 +322,20 @@ func coldBuild(b *testing.B, specs map[string]*spec.Spec, cacheDir, name string)
 }
 
 // dirSize is the bytes of the files under dir.
-func dirSize(dir string) int64 {
+func dirSize(dir string) (int64, error) {
 	var n int64
-	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			if fi, err := d.Info(); err == nil {
-				n += fi.Size()
-			}
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
 		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		n += fi.Size()
 		return nil
 	})
-	return n
+	return n, err
 }
 
 // peakHeap samples the heap in use until stop is called.
@@ -344,26 +369,23 @@ func benchImages(b *testing.B) {
 	ctx := context.Background()
 	dir := b.TempDir()
 	house := filepath.Join(dir, "wheels")
-	os.MkdirAll(house, 0o755)
-	wheelPath, torchSum := bigWheel(b, house, false)
-	lock := func(name string, extra ...string) {
-		body := "torch==2.1.0 --hash=sha256:" + torchSum + "\n" + strings.Join(extra, "")
-		os.WriteFile(filepath.Join(dir, name+".lock"), []byte(body), 0o644)
+	if err := os.MkdirAll(house, 0o755); err != nil {
+		b.Fatal(err)
 	}
-	os.MkdirAll(filepath.Join(dir, "adapters"), 0o755)
+	wheelPath, torchSum := bigWheel(b, house, false)
 	for _, fw := range []string{"timm", "ultralytics", "huggingface"} {
-		lock(fw)
-		os.WriteFile(filepath.Join(dir, "adapters", fw+".py"), []byte("# "+fw+" adapter\n"), 0o644)
-		os.WriteFile(filepath.Join(dir, fw+".yaml"), []byte(fmt.Sprintf(`name: %s
+		writeFile(b, filepath.Join(dir, fw+".lock"), "torch==2.1.0 --hash=sha256:"+torchSum+"\n", 0o644)
+		writeFile(b, filepath.Join(dir, "adapters", fw+".py"), "# "+fw+" adapter\n", 0o644)
+		writeFile(b, filepath.Join(dir, fw+".yaml"), fmt.Sprintf(`name: %s
 base: {scratch: true}
 layers:
   - name: wheels
     wheels: {lock: %s.lock, wheelhouse: wheels, sitePackages: /opt/vp/site-packages, scripts: /opt/vp/bin}
   - name: adapter
     file: {src: adapters/%s.py, dest: /opt/vp/adapters/%s.py}
-`, fw, fw, fw, fw)), 0o644)
+`, fw, fw, fw, fw), 0o644)
 	}
-	specs, err := spec.LoadDir(dir)
+	specs, err := imagespec.LoadDir(dir)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -380,8 +402,8 @@ layers:
 		b.Fatal(err)
 	}
 	push := func(r *Result, repo string) *publish.Result {
-		ref, _ := name.ParseReference(host + "/" + repo + ":latest")
-		res, err := pub.Push(ctx, ref, r.Image)
+		ref := must[name.Reference](b)(name.ParseReference(host + "/" + repo + ":latest"))
+		res, err := pub.Push(ctx, ref, r.Artifact)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -412,7 +434,9 @@ layers:
 		floors = append(floors, ceilingWithIO(b, wheelPath, filepath.Join(dir, "floor.gz")))
 		b.Logf("cold build %d: %.0f MB/s, ceiling %.0f MB/s, ceiling with I/O %.0f MB/s", i+1, colds[i], ceils[i], floors[i])
 		if i < 2 {
-			os.RemoveAll(filepath.Join(dir, fmt.Sprintf("cache%d", i)))
+			if err := os.RemoveAll(filepath.Join(dir, fmt.Sprintf("cache%d", i))); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 	ceil, floor, cold := median(ceils), median(floors), median(colds)
@@ -437,8 +461,8 @@ layers:
 	b.Logf("cold: %d layers, %.1f MiB pushed", len(timm.Layers), float64(pushed.BytesPushed)/(1<<20))
 
 	// Warm: one adapter file changed.
-	os.WriteFile(filepath.Join(dir, "adapters", "timm.py"), []byte("# timm adapter, v2\n"), 0o644)
-	bl, _ := New(cache, specs)
+	writeFile(b, filepath.Join(dir, "adapters", "timm.py"), "# timm adapter, v2\n", 0o644)
+	bl := must[*Builder](b)(New(cache, specs))
 	start = time.Now()
 	warm, err := bl.Build(ctx, "timm")
 	if err != nil {
@@ -460,14 +484,14 @@ layers:
 			b.Fatal(err)
 		}
 		push(r, "vp/"+fw)
-		m, _ := r.Image.Manifest()
-		raw, _ := r.Image.RawManifest()
+		m := must[*v1.Manifest](b)(r.Artifact.Image().Manifest())
+		raw := must[[]byte](b)(r.Artifact.RawManifest())
 		sum += m.Config.Size + int64(len(raw))
 		for _, l := range m.Layers {
 			sum += l.Size
 		}
 	}
-	stored := dirSize(filepath.Join(regDir, "storage", "docker", "registry", "v2", "blobs"))
+	stored := must[int64](b)(dirSize(filepath.Join(regDir, "storage", "docker", "registry", "v2", "blobs")))
 	b.ReportMetric(float64(stored)/(1<<20), "registry-stored-MiB")
 	b.ReportMetric(float64(sum)/(1<<20), "images-sum-MiB")
 	b.ReportMetric(float64(sum)/float64(stored), "sharing-ratio")
@@ -483,8 +507,7 @@ layers:
 	ctxDir := filepath.Join(dir, "docker")
 	var dockerfile strings.Builder
 	dockerfile.WriteString("FROM scratch\n")
-	img := warm.Image
-	layers, _ := img.Layers()
+	layers := must[[]v1.Layer](b)(warm.Artifact.Image().Layers())
 	for i, l := range layers {
 		sub := filepath.Join(ctxDir, fmt.Sprintf("layer%d", i))
 		rc, err := l.Uncompressed()
@@ -494,10 +517,12 @@ layers:
 		if err := untar(rc, sub); err != nil {
 			b.Fatal(err)
 		}
-		rc.Close()
+		if err := rc.Close(); err != nil {
+			b.Fatal(err)
+		}
 		fmt.Fprintf(&dockerfile, "COPY layer%d/ /\n", i)
 	}
-	os.WriteFile(filepath.Join(ctxDir, "Dockerfile"), []byte(dockerfile.String()), 0o644)
+	writeFile(b, filepath.Join(ctxDir, "Dockerfile"), dockerfile.String(), 0o644)
 	tag := host + "/docker/timm:latest"
 	docker := func(args ...string) {
 		out, err := exec.Command("docker", args...).CombinedOutput()
@@ -505,14 +530,14 @@ layers:
 			b.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
-	defer exec.Command("docker", "rmi", "-f", tag).Run()
+	defer docker("rmi", "-f", tag)
 	start = time.Now()
 	docker("build", "--no-cache", "-q", "-t", tag, ctxDir)
 	dockerColdBuild := time.Since(start)
 	docker("push", "-q", tag)
 	dockerCold := time.Since(start)
 	adapter := filepath.Join(ctxDir, fmt.Sprintf("layer%d", len(layers)-1), "opt/vp/adapters/timm.py")
-	os.WriteFile(adapter, []byte("# timm adapter, v3\n"), 0o644)
+	writeFile(b, adapter, "# timm adapter, v3\n", 0o644)
 	start = time.Now()
 	docker("build", "-q", "-t", tag, ctxDir)
 	docker("push", "-q", tag)
@@ -535,11 +560,17 @@ func untar(r io.Reader, dst string) error {
 			return err
 		}
 		p := filepath.Join(dst, h.Name)
+		if h.Typeflag == tar.TypeDir {
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
 		switch h.Typeflag {
-		case tar.TypeDir:
-			os.MkdirAll(p, 0o755)
 		case tar.TypeReg:
-			os.MkdirAll(filepath.Dir(p), 0o755)
 			f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, fs.FileMode(h.Mode))
 			if err != nil {
 				return err
@@ -548,10 +579,13 @@ func untar(r io.Reader, dst string) error {
 				f.Close()
 				return err
 			}
-			f.Close()
+			if err := f.Close(); err != nil {
+				return err
+			}
 		case tar.TypeSymlink:
-			os.MkdirAll(filepath.Dir(p), 0o755)
-			os.Symlink(h.Linkname, p)
+			if err := os.Symlink(h.Linkname, p); err != nil {
+				return err
+			}
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package executor
+package kubernetes
 
 import (
 	"context"
@@ -17,37 +17,57 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/vision-platform/vp/events"
+	"github.com/vision-platform/vp/functions/gpu-runner/executor"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden manifests")
 
 // fixedRun is a run whose event has fixed attributes, so its manifests can
 // be compared with a golden file.
-func fixedRun(t *testing.T) Run {
+func fixedRun(t *testing.T) executor.Run {
 	t.Helper()
-	r := runOf(t, "run-0001", 2)
-	r.Event.SetTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
-	r.Event.SetExtension(events.ExtTraceparent, "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01")
-	r.Image = "registry.example/vp/timm@sha256:" + strings.Repeat("e", 64)
-	r.CPU, r.Memory = "8", "32Gi"
-	r.Env = []string{"K_SINK=http://broker-ingress.knative-eventing.svc/vp/default"}
-	return r
+	id := "run-0001"
+	digest := "sha256:" + strings.Repeat("d", 64)
+	hp := events.Hyperparameters{Epochs: 1, BatchSize: 1, LearningRate: 0.1}
+	mref := events.ModelRef{Framework: "torchvision", Name: "resnet18"}
+	ev, err := events.New(context.Background(), "/test", events.RunStartedData{
+		Job: events.JobRequestedData{ID: events.JobID(digest, mref, hp), Dataset: events.DatasetRef{Bucket: "datasets", Prefix: "x/", Digest: digest,
+			Task: "classification", Format: "imagefolder"}, Model: mref, Hyperparameters: hp, Resources: events.Resources{GPUs: 2}},
+		RunID: id, Image: "local", Executor: executor.Process, Output: "s3://runs/" + id + "/",
+	}, events.WithTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)),
+		events.WithExtension(events.ExtTraceparent, "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return executor.Run{ID: id, Event: ev, GPUs: 2,
+		Image: "registry.example/vp/timm@sha256:" + strings.Repeat("e", 64),
+		CPU:   "8", Memory: "32Gi",
+		Env: []string{"K_SINK=http://broker-ingress.knative-eventing.svc/vp/default"},
+	}
 }
 
 // A Kubernetes API server cannot run here: these tests use client-go's fake
 // clientset and golden manifests.
-func TestKubernetesManifestsGolden(t *testing.T) {
-	k := &KubernetesExecutor{Namespace: "vp", ServiceAccount: "vp-runner", Env: []corev1.EnvVar{{Name: "VP_S3_ENDPOINT", Value: "minio.vp.svc:9000"}}}
+func TestManifestsGolden(t *testing.T) {
+	k := &Executor{Namespace: "vp", ServiceAccount: "vp-runner", Env: []corev1.EnvVar{{Name: "VP_S3_ENDPOINT", Value: "minio.vp.svc:9000"}}}
 	job, secret, err := k.Manifests(fixedRun(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	jb, _ := yaml.Marshal(job)
-	sb, _ := yaml.Marshal(secret)
+	jb, err := yaml.Marshal(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := yaml.Marshal(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
 	got := string(jb) + "---\n" + string(sb)
 	path := filepath.Join("testdata", "job_want.yaml")
 	if *update {
-		os.WriteFile(path, []byte(got), 0o644)
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	want, err := os.ReadFile(path)
 	if err != nil {
@@ -58,9 +78,9 @@ func TestKubernetesManifestsGolden(t *testing.T) {
 	}
 }
 
-func TestKubernetesLaunchIdempotentAndCancel(t *testing.T) {
+func TestLaunchIdempotentAndCancel(t *testing.T) {
 	client := fake.NewSimpleClientset()
-	k := &KubernetesExecutor{Client: client, Namespace: "vp"}
+	k := &Executor{Client: client, Namespace: "vp"}
 	r := fixedRun(t)
 	ctx := context.Background()
 	for i := 0; i < 2; i++ { // a redelivered run.started creates nothing twice
@@ -68,8 +88,14 @@ func TestKubernetesLaunchIdempotentAndCancel(t *testing.T) {
 			t.Fatalf("Launch #%d = %v", i+1, err)
 		}
 	}
-	jobs, _ := client.BatchV1().Jobs("vp").List(ctx, metav1.ListOptions{})
-	secrets, _ := client.CoreV1().Secrets("vp").List(ctx, metav1.ListOptions{})
+	jobs, err := client.BatchV1().Jobs("vp").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets, err := client.CoreV1().Secrets("vp").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(jobs.Items) != 1 || len(secrets.Items) != 1 {
 		t.Fatalf("%d jobs and %d secrets, want 1 and 1", len(jobs.Items), len(secrets.Items))
 	}
@@ -84,7 +110,7 @@ func TestKubernetesLaunchIdempotentAndCancel(t *testing.T) {
 	if err := k.Cancel(ctx, "run-0001"); err != nil {
 		t.Fatal(err)
 	}
-	if err := k.Cancel(ctx, "run-0001"); !errors.Is(err, ErrUnknownRun) {
+	if err := k.Cancel(ctx, "run-0001"); !errors.Is(err, executor.ErrUnknownRun) {
 		t.Errorf("second Cancel = %v, want ErrUnknownRun", err)
 	}
 	bad := r
@@ -106,5 +132,22 @@ func TestJobName(t *testing.T) {
 	long := strings.Repeat("x", 100)
 	if n := JobName(long); len(n) > 63 || JobName(long+"y") == n {
 		t.Errorf("JobName(long) = %q (%d), must be ≤63 and distinct", n, len(n))
+	}
+}
+
+// TestInClusterOutside: outside a pod there is no in-cluster executor, and
+// Choose, given the option, reports the constructor's error.
+func TestInClusterOutside(t *testing.T) {
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	if _, err := InCluster(); err == nil {
+		t.Error("InCluster() outside a cluster succeeded")
+	}
+	proc := func() (*executor.ProcessExecutor, error) {
+		t.Error("Choose(kubernetes) made the process executor")
+		return nil, errors.New("not asked for")
+	}
+	e, _, err := executor.Choose(context.Background(), executor.Kubernetes, nil, proc, InClusterOption())
+	if err == nil || e != nil {
+		t.Errorf("Choose(kubernetes) outside a cluster = %v, %v; want no executor and an error", e, err)
 	}
 }

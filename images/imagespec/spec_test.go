@@ -1,4 +1,4 @@
-package spec
+package imagespec
 
 import (
 	"os"
@@ -25,13 +25,16 @@ func TestParse(t *testing.T) {
 	dir := t.TempDir()
 	write(t, dir, "src/a.py", "x")
 	write(t, dir, "timm.lock", "")
-	os.MkdirAll(filepath.Join(dir, "wheels"), 0o755)
+	if err := os.MkdirAll(filepath.Join(dir, "wheels"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	p := write(t, dir, "timm.yaml", `name: timm
 base: {spec: base}
 framework: timm
 families: [resnet, vit]
 env: {PYTHONPATH: /opt/vp/site-packages}
 entrypoint: [/opt/vp/bin/vp-agent]
+overrides: [/etc/motd, /usr/lib/python3]
 layers:
   - name: adapter
     dir: {src: src, dest: /opt/vp/site-packages/vp_timm, exclude: ["**/__pycache__/**"]}
@@ -44,7 +47,7 @@ layers:
 	if err != nil {
 		t.Fatalf("Load() = %v", err)
 	}
-	if s.Name != "timm" || len(s.Layers) != 3 || s.Platforms[0] != "linux/amd64" || s.Resolve("src") != filepath.Join(dir, "src") {
+	if s.Name != "timm" || len(s.Layers) != 3 || s.Platforms[0] != "linux/amd64" || s.Resolve("src") != filepath.Join(dir, "src") || len(s.Overrides) != 2 {
 		t.Errorf("Load() = %+v", s)
 	}
 }
@@ -69,6 +72,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad platform", "name: x\nbase: {scratch: true}\nplatforms: [linux/amd64, Windows]\n", []string{"s.yaml:3:", "Windows"}},
 		{"bad name", "name: X Y\nbase: {scratch: true}\n", []string{"s.yaml:1:", "name"}},
 		{"wrong type", "name: x\nbase: {scratch: maybe}\n", []string{"s.yaml:2:", "scratch"}},
+		{"relative override", "name: x\nbase: {scratch: true}\noverrides: [/etc/motd, etc/passwd]\n", []string{"s.yaml:3:", "overrides.1", "not an absolute path"}},
 	}
 	for _, c := range cases {
 		t.Run(c.desc, func(t *testing.T) {

@@ -1,7 +1,8 @@
-package build
+package assemble
 
 import (
 	"compress/gzip"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -20,6 +22,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/klauspost/pgzip"
+
+	"github.com/vision-platform/vp/images/wheel"
 )
 
 // Compressor names the layer compression; it is part of every cache key,
@@ -30,8 +34,10 @@ const Compressor = "pgzip-1.3.0-level1-block1MiB"
 const compressBlock = 1 << 20
 
 // Cache keeps compressed layers in an OCI image layout on disk, indexed by
-// the key of their inputs, and remembers file hashes by stat so unchanged
-// inputs are not read again.
+// the key of their inputs, and remembers file hashes by stat (size,
+// modification and change times, inode) so unchanged inputs are not read
+// again. A remembered hash only keys a cache entry: what goes into a layer
+// is checked as it is written (see Builder).
 type Cache struct {
 	dir    string
 	layout layout.Path
@@ -66,7 +72,7 @@ func OpenCache(dir string) (*Cache, error) {
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
-		return nil, err
+		return nil, fmt.Errorf("reading cache index: %w", err)
 	default:
 		var idx cacheIndex
 		if err := json.Unmarshal(b, &idx); err != nil {
@@ -91,51 +97,86 @@ func (c *Cache) Save() error {
 	b, err := json.Marshal(cacheIndex{Layers: c.layers, Hashes: c.hashes})
 	c.mu.Unlock()
 	if err != nil {
-		return err
+		return fmt.Errorf("encoding cache index: %w", err)
 	}
-	tmp := filepath.Join(c.dir, ".index.json.tmp")
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(c.dir, "index.json"))
+	return writeAtomic(filepath.Join(c.dir, "index.json"), b)
 }
 
-// FileSHA256 returns the hex sha256 of a file, read only when its size,
-// modification time or inode changed since the last time.
-func (c *Cache) FileSHA256(path string) (string, error) {
-	fi, err := os.Stat(path)
+// writeAtomic writes a file (mode 0644) through a temporary one renamed
+// over it.
+func writeAtomic(p string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".*")
 	if err != nil {
-		return "", err
+		return fmt.Errorf("writing %s: %w", p, err)
 	}
-	key := statKey(path, fi)
-	c.mu.Lock()
-	h, ok := c.hashes[key]
-	c.mu.Unlock()
-	if ok {
-		return h, nil
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", p, err)
 	}
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", p, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", p, err)
+	}
+	if err := os.Rename(tmp.Name(), p); err != nil {
+		return fmt.Errorf("writing %s: %w", p, err)
+	}
+	return nil
+}
+
+// FileSHA256 returns the hex sha256 of a file, read only when its stat
+// (size, modification and change times, inode) changed since the last
+// time. The stat is taken from the open file before it is read.
+func (c *Cache) FileSHA256(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("hashing: %w", err)
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("hashing: %w", err)
+	}
+	if h, ok := c.Sum(path, fi); ok {
+		return h, nil
+	}
 	s := sha256.New()
 	if _, err := io.CopyBuffer(s, struct{ io.Reader }{f}, make([]byte, 1<<20)); err != nil {
 		return "", fmt.Errorf("hashing %s: %w", path, err)
 	}
-	h = hex.EncodeToString(s.Sum(nil))
-	c.mu.Lock()
-	c.hashes[key] = h
-	c.mu.Unlock()
+	h := hex.EncodeToString(s.Sum(nil))
+	c.Remember(path, fi, h)
 	return h, nil
+}
+
+var _ wheel.Sums = (*Cache)(nil)
+
+// Sum is the remembered sha256 of the file at path with stat fi.
+func (c *Cache) Sum(path string, fi fs.FileInfo) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h, ok := c.hashes[statKey(path, fi)]
+	return h, ok
+}
+
+// Remember records the sha256 of the file at path with stat fi.
+func (c *Cache) Remember(path string, fi fs.FileInfo, sum string) {
+	c.mu.Lock()
+	c.hashes[statKey(path, fi)] = sum
+	c.mu.Unlock()
 }
 
 // Layer returns the layer for an input key: from the cache when it was
 // made before (nothing is read or compressed), else made by produce, which
 // writes the uncompressed tar. The tar is hashed, compressed in parallel
 // and hashed again in one pass, straight to the layout's blob directory,
-// so memory stays flat whatever the layer's size.
-func (c *Cache) Layer(key string, produce func(w io.Writer) error) (l v1.Layer, hit bool, err error) {
+// so memory stays flat whatever the layer's size. Cancelling ctx fails
+// produce's next write: Layer returns promptly with ctx's error and keeps
+// nothing of the layer.
+func (c *Cache) Layer(ctx context.Context, key string, produce func(w io.Writer) error) (l v1.Layer, hit bool, err error) {
 	c.mu.Lock()
 	rec, ok := c.layers[Compressor+"|"+key]
 	c.mu.Unlock()
@@ -145,39 +186,12 @@ func (c *Cache) Layer(key string, produce func(w io.Writer) error) (l v1.Layer, 
 		}
 		// the blob is gone: make it again
 	}
-	if rec, err = c.compress(produce); err != nil {
+	if rec, err = c.compress(ctx, produce); err != nil {
 		return nil, false, err
 	}
 	c.record(key, rec)
 	l, err = c.blobLayer(rec)
 	return l, false, err
-}
-
-// LayerKeyedAfter makes a layer whose key is learnt only once it is made:
-// its inputs are still being hashed (a wheel seen for the first time is
-// hashed against its lock beside the build, not before it). key is called
-// when the layer is written; its error (the input is not what was pinned)
-// discards the layer.
-func (c *Cache) LayerKeyedAfter(produce func(w io.Writer) error, key func() (string, error)) (v1.Layer, error) {
-	rec, err := c.compress(produce)
-	if err != nil {
-		return nil, err
-	}
-	k, err := key()
-	if err != nil {
-		c.mu.Lock()
-		used := false
-		for _, r := range c.layers {
-			used = used || r.Digest == rec.Digest
-		}
-		c.mu.Unlock()
-		if !used {
-			os.Remove(c.blobPath(rec.Digest))
-		}
-		return nil, err
-	}
-	c.record(k, rec)
-	return c.blobLayer(rec)
 }
 
 func (c *Cache) record(key string, rec layerRecord) {
@@ -191,14 +205,18 @@ func (c *Cache) blobPath(digest string) string {
 }
 
 // compress writes what produce writes as a compressed blob of the layout.
-func (c *Cache) compress(produce func(w io.Writer) error) (layerRecord, error) {
+// The blob appears under its digest only once it is whole.
+func (c *Cache) compress(ctx context.Context, produce func(w io.Writer) error) (layerRecord, error) {
+	if err := ctx.Err(); err != nil {
+		return layerRecord{}, err
+	}
 	blobs := filepath.Join(string(c.layout), "blobs", "sha256")
 	if err := os.MkdirAll(blobs, 0o755); err != nil {
-		return layerRecord{}, err
+		return layerRecord{}, fmt.Errorf("creating blob directory: %w", err)
 	}
 	tmp, err := os.CreateTemp(blobs, ".layer-*")
 	if err != nil {
-		return layerRecord{}, err
+		return layerRecord{}, fmt.Errorf("creating layer blob: %w", err)
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
@@ -209,7 +227,7 @@ func (c *Cache) compress(produce func(w io.Writer) error) (layerRecord, error) {
 	counter := &countWriter{}
 	zw, err := newCompressor(digest.tee(io.MultiWriter(tmp, counter)))
 	if err != nil {
-		return layerRecord{}, err
+		return layerRecord{}, fmt.Errorf("starting compressor: %w", err)
 	}
 	// The compressor's goroutines write to digest: they end before it does.
 	zwClosed := false
@@ -220,7 +238,11 @@ func (c *Cache) compress(produce func(w io.Writer) error) (layerRecord, error) {
 	}()
 	diff := newHashBeside(sha256.New())
 	defer diff.stop()
-	if err := produce(diff.tee(zw)); err != nil {
+	if err := produce(&ctxWriter{ctx: ctx, w: diff.tee(zw)}); err != nil {
+		return layerRecord{}, err
+	}
+	// produce may have ended without writing again after ctx was done.
+	if err := ctx.Err(); err != nil {
 		return layerRecord{}, err
 	}
 	zwClosed = true
@@ -228,11 +250,11 @@ func (c *Cache) compress(produce func(w io.Writer) error) (layerRecord, error) {
 		return layerRecord{}, fmt.Errorf("compressing layer: %w", err)
 	}
 	if err := tmp.Close(); err != nil {
-		return layerRecord{}, err
+		return layerRecord{}, fmt.Errorf("writing layer blob: %w", err)
 	}
 	rec := layerRecord{Digest: "sha256:" + digest.sum(), DiffID: "sha256:" + diff.sum(), Size: counter.n}
 	if err := os.Rename(tmp.Name(), c.blobPath(rec.Digest)); err != nil {
-		return layerRecord{}, err
+		return layerRecord{}, fmt.Errorf("writing layer blob: %w", err)
 	}
 	return rec, nil
 }
@@ -241,34 +263,22 @@ func (c *Cache) compress(produce func(w io.Writer) error) (layerRecord, error) {
 func newCompressor(w io.Writer) (*pgzip.Writer, error) {
 	zw, err := pgzip.NewWriterLevel(w, gzip.BestSpeed)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("making pgzip writer: %w", err)
 	}
 	if err := zw.SetConcurrency(compressBlock, 2*runtime.GOMAXPROCS(0)); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("setting pgzip concurrency: %w", err)
 	}
 	return zw, nil
-}
-
-// HashKnown reports whether FileSHA256 has path's hash without reading it.
-func (c *Cache) HashKnown(path string) bool {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return false
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, ok := c.hashes[statKey(path, fi)]
-	return ok
 }
 
 func (c *Cache) blobLayer(rec layerRecord) (v1.Layer, error) {
 	d, err := v1.NewHash(rec.Digest)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cached layer digest: %w", err)
 	}
 	diff, err := v1.NewHash(rec.DiffID)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cached layer diff id: %w", err)
 	}
 	p := filepath.Join(string(c.layout), "blobs", d.Algorithm, d.Hex)
 	fi, err := os.Stat(p)
@@ -303,7 +313,7 @@ func gunzipFile(p string) (io.ReadCloser, error) {
 	zr, err := pgzip.NewReader(f)
 	if err != nil {
 		f.Close()
-		return nil, err
+		return nil, fmt.Errorf("reading layer blob %s: %w", p, err)
 	}
 	return &readCloser{Reader: zr, close: func() error { zr.Close(); return f.Close() }}, nil
 }
@@ -360,6 +370,19 @@ func (t *teeBeside) Write(p []byte) (int, error) {
 	n, err := t.w.Write(p)
 	<-t.hb.done
 	return n, err
+}
+
+// ctxWriter fails every write once ctx is done.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (c *ctxWriter) Write(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.w.Write(p)
 }
 
 type countWriter struct{ n int64 }

@@ -1,0 +1,48 @@
+package executor
+
+import (
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrUnknownRun is returned when cancelling or waiting for a run the
+	// executor does not know.
+	ErrUnknownRun = errors.New("unknown run")
+	// ErrNoGPUs is returned for a run that asks for more GPUs than the
+	// host has.
+	ErrNoGPUs = errors.New("not enough GPUs")
+	// ErrNoEngine is returned when the docker executor is asked for and no
+	// Docker Engine answers.
+	ErrNoEngine = errors.New("no Docker Engine answers")
+	// ErrNoKubernetes is returned when the kubernetes executor is asked for
+	// and the binary has none (Choose was not given WithKubernetes).
+	ErrNoKubernetes = errors.New("this binary has no kubernetes executor")
+	// ErrUnknownExecutor is returned by Choose for a mode it does not know.
+	ErrUnknownExecutor = errors.New("unknown executor")
+)
+
+// CommandError is a docker command that failed: its arguments, its exit
+// code (-1 when it did not run or was killed) and what it wrote on stderr.
+// Its message names the subcommand only: a run's arguments carry its
+// whole event.
+type CommandError struct {
+	Args     []string
+	ExitCode int
+	Stderr   string
+	Err      error
+}
+
+func (e *CommandError) Error() string {
+	sub := ""
+	if len(e.Args) > 0 {
+		sub = e.Args[0]
+	}
+	msg := fmt.Sprintf("docker %s: %v", sub, e.Err)
+	if e.Stderr != "" {
+		msg += ": " + e.Stderr
+	}
+	return msg
+}
+
+func (e *CommandError) Unwrap() error { return e.Err }

@@ -1,0 +1,81 @@
+package executor
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/vision-platform/vp/events"
+	"github.com/vision-platform/vp/events/sender"
+)
+
+// ReasonCancelledQueued is the reason of the run.finished of a run
+// cancelled before it started.
+const ReasonCancelledQueued = "cancelled while queued: the run never started"
+
+// Cancelled is the run.finished (cancelled) of r, a run cancelled before
+// its agent started: it answers r's run.started within its trace and has
+// the deterministic id of r's ending, so it is the one ending of the run.
+func Cancelled(r Run, source string) (event.Event, error) {
+	d, err := r.started()
+	if err != nil {
+		return event.Event{}, err
+	}
+	fin := events.RunFinishedData{Job: d.Job.ID, RunID: r.ID, Status: events.StatusCancelled, Reason: ReasonCancelledQueued}
+	e, err := events.Next(r.Event, source, fin)
+	if err != nil {
+		return event.Event{}, fmt.Errorf("making run.finished of run %s: %w", r.ID, err)
+	}
+	return e, nil
+}
+
+// sendCancelled sends r's run.finished (cancelled) through the executor's
+// Sender, or where r's agent would have sent it: the K_SINK of its
+// environment, with the platform's retry policy. Without either the event
+// is logged, as the agent prints it.
+func (p *ProcessExecutor) sendCancelled(ctx context.Context, r Run) error {
+	source := p.Source
+	if source == "" {
+		source = DefaultSource
+	}
+	e, err := Cancelled(r, source)
+	if err != nil {
+		return err
+	}
+	s := p.Sender
+	if s == nil {
+		sink := lookupEnv("K_SINK", os.Environ(), p.Env, r.Env)
+		if sink == "" {
+			b, err := json.Marshal(e)
+			if err != nil {
+				return fmt.Errorf("encoding run.finished: %w", err)
+			}
+			p.Log.Warn().Str("run", r.ID).RawJSON("event", b).Msg("no K_SINK: run.finished not sent")
+			return nil
+		}
+		if s, err = sender.New(sink); err != nil {
+			return fmt.Errorf("run %s: %w", r.ID, err)
+		}
+	}
+	if err := s.Send(ctx, e); err != nil {
+		return fmt.Errorf("sending run.finished: %w", err)
+	}
+	return nil
+}
+
+// lookupEnv is key's value in the environment a process gets from envs
+// appended in order: the last assignment wins, as os/exec has it.
+func lookupEnv(key string, envs ...[]string) string {
+	for i := len(envs) - 1; i >= 0; i-- {
+		for j := len(envs[i]) - 1; j >= 0; j-- {
+			if v, ok := strings.CutPrefix(envs[i][j], key+"="); ok {
+				return v
+			}
+		}
+	}
+	return ""
+}
