@@ -209,6 +209,7 @@ type RunStartedData struct {
 	RunID    string           `json:"runId" desc:"run id; a restarted run keeps it and resumes" schema:"minLength=1"`
 	Image    string           `json:"image" desc:"image reference by digest (the process executor, which runs the host's agent, may name it otherwise)" schema:"minLength=1"`
 	Executor string           `json:"executor" desc:"executor that launched the run" schema:"enum=@executor"`
+	Reason   string           `json:"executorReason,omitempty" desc:"why this executor was chosen (auto: what was found on the host)"`
 	GPUs     []string         `json:"gpus,omitempty" desc:"GPU ids assigned to the run"`
 	Output   string           `json:"output" desc:"s3:// URI prefix where artifacts go" schema:"pattern=@s3URI"`
 }
