@@ -62,7 +62,11 @@ func newBenchSubscriber(b *testing.B) *benchSubscriber {
 			return
 		}
 		if v, ok := e.Extensions()["sentns"]; ok {
-			ns, _ := strconv.ParseInt(fmt.Sprint(v), 10, 64)
+			ns, err := strconv.ParseInt(fmt.Sprint(v), 10, 64)
+			if err != nil {
+				w.WriteHeader(400)
+				return
+			}
 			d := time.Since(time.Unix(0, ns))
 			s.mu.Lock()
 			s.lat = append(s.lat, d)
@@ -85,7 +89,9 @@ func benchEvent(i int64, stamp bool) event.Event {
 	e.SetID(strconv.FormatInt(i, 10) + "-" + strconv.FormatInt(time.Now().UnixNano(), 36))
 	e.SetSource("/bench")
 	e.SetType("dev.visionplatform.run.progress")
-	_ = e.SetData("application/json", map[string]any{"epoch": 1, "step": i, "metrics": map[string]float64{"loss": 0.25, "accuracy": 0.9}})
+	if err := e.SetData("application/json", map[string]any{"epoch": 1, "step": i, "metrics": map[string]float64{"loss": 0.25, "accuracy": 0.9}}); err != nil {
+		panic(err) // numbers always encode
+	}
 	if stamp {
 		e.SetExtension("sentns", strconv.FormatInt(time.Now().UnixNano(), 10))
 	}
@@ -266,7 +272,10 @@ func serveRelay(target string) {
 		c.SetStatusCode(http.StatusAccepted)
 	}}
 	fmt.Println("LISTENING", ln.Addr().String())
-	_ = srv.Serve(ln)
+	if err := srv.Serve(ln); err != nil {
+		fmt.Fprintln(os.Stderr, "relay:", err)
+		os.Exit(1)
+	}
 	os.Exit(0)
 }
 
@@ -475,6 +484,10 @@ func reportQuantiles(b *testing.B, prefix string, lat []time.Duration) {
 
 func init() {
 	if v := os.Getenv("VP_BENCH_SENDERS"); v != "" {
-		benchSenders, _ = strconv.Atoi(v)
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			panic("VP_BENCH_SENDERS must be a positive integer, got " + v)
+		}
+		benchSenders = n
 	}
 }

@@ -43,6 +43,10 @@ func binaryHeaders(h http.Header, body []byte) (out nats.Header, fields []events
 		}
 		name := strings.ToLower(k[3:])
 		val := v[0]
+		if p := headerValueProblem(val); p != "" {
+			bad(name, p)
+			continue
+		}
 		switch name {
 		case "specversion":
 		case "id", "type":
@@ -80,6 +84,10 @@ func binaryHeaders(h http.Header, body []byte) (out nats.Header, fields []events
 		}
 	}
 	if ct := h.Get(hdrContentType); ct != "" {
+		if p := headerValueProblem(ct); p != "" {
+			bad("datacontenttype", p)
+			return out, fields, true
+		}
 		if _, _, err := mime.ParseMediaType(ct); err != nil || strings.TrimSpace(ct) != ct {
 			return nil, nil, false
 		}

@@ -17,7 +17,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
-	"github.com/valyala/fasthttp"
 )
 
 const (
@@ -39,7 +38,6 @@ type Broker struct {
 	brokers  map[string]bool // "namespace/name"
 	triggers []*dispatcher
 	m        *metrics
-	fast     *fasthttp.Client
 	mux      *http.ServeMux
 
 	ctx    context.Context
@@ -76,15 +74,6 @@ func New(ctx context.Context, opts ...Option) (*Broker, error) {
 		b.brokers[c.Namespace+"/"+c.Broker] = true
 		cfgs = append(cfgs, c)
 	}
-	b.fast = &fasthttp.Client{
-		Name:                     "vp-broker",
-		NoDefaultUserAgentHeader: true,
-		MaxConnsPerHost:          o.parallelism * 2,
-		MaxIdleConnDuration:      90 * time.Second,
-		DisablePathNormalizing:   true,
-		MaxResponseBodySize:      int(o.maxBytes),
-		Dial:                     (&fasthttp.TCPDialer{}).Dial,
-	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	if err := b.openStore(ctx); err != nil {
 		b.Close()
@@ -113,7 +102,9 @@ func (b *Broker) brokerNames() []string {
 }
 
 // Handler serves the ingress (POST /{namespace}/{broker}), /healthz,
-// /readyz and /metrics.
+// /readyz and /metrics. The connection limits and timeouts Serve applies
+// (WithReadTimeout, WithMaxConns, ...) are then the embedding server's to
+// set: http.Server's ReadHeaderTimeout, ReadTimeout, MaxHeaderBytes.
 func (b *Broker) Handler() http.Handler { return b.mux }
 
 func (b *Broker) readyz(w http.ResponseWriter, _ *http.Request) {

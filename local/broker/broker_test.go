@@ -20,6 +20,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/vision-platform/vp/internal/testsupport"
 )
 
 // sink is a real HTTP subscriber that records the events it gets and
@@ -69,18 +71,6 @@ func (s *sink) ids() map[string]int {
 		out[e.ID()]++
 	}
 	return out
-}
-
-// eventually polls cond until it holds or 10 s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // settle waits a little for anything that should not happen.
@@ -149,7 +139,9 @@ func mkEvent(id, typ string) event.Event {
 	e.SetID(id)
 	e.SetSource("/test")
 	e.SetType(typ)
-	_ = e.SetData("application/json", map[string]string{"id": id})
+	if err := e.SetData("application/json", map[string]string{"id": id}); err != nil {
+		panic(err) // a map of strings always encodes
+	}
 	return e
 }
 
@@ -175,6 +167,7 @@ func mustAccept(t *testing.T, url string, e event.Event) {
 }
 
 func TestInt_FanOutAndFilters(t *testing.T) {
+	testsupport.Integration(t)
 	all, uploads, runs := newSink(t, nil), newSink(t, nil), newSink(t, nil)
 	h := startBroker(t,
 		trigger("all", all.URL, "")+
@@ -184,7 +177,7 @@ func TestInt_FanOutAndFilters(t *testing.T) {
 	for i := 0; i < 40; i++ {
 		mustAccept(t, h.ingress, mkEvent(fmt.Sprint("e", i), types[i%4]))
 	}
-	eventually(t, "fan-out", func() bool { return len(all.ids()) == 40 && len(uploads.ids()) == 10 && len(runs.ids()) == 20 })
+	testsupport.Eventually(t, 10*time.Second, "fan-out", func() bool { return len(all.ids()) == 40 && len(uploads.ids()) == 10 && len(runs.ids()) == 20 })
 	settle()
 	if n := len(all.events()); n != 40 {
 		t.Errorf("catch-all trigger got %d deliveries, want 40", n)
@@ -218,13 +211,14 @@ func TestInt_FanOutAndFilters(t *testing.T) {
 }
 
 func TestInt_RetryThenSuccess(t *testing.T) {
+	testsupport.Integration(t)
 	s := newSink(t, func(n int64, _ event.Event, w http.ResponseWriter) {
 		codes := []int{503, 429, 404, 200}
 		w.WriteHeader(codes[min(int(n)-1, 3)])
 	})
 	h := startBroker(t, trigger("flaky", s.URL, "  delivery: {retry: 5, backoffPolicy: linear, backoffDelay: PT0.01S}\n"))
 	mustAccept(t, h.ingress, mkEvent("r1", "t"))
-	eventually(t, "success after retries", func() bool {
+	testsupport.Eventually(t, 10*time.Second, "success after retries", func() bool {
 		return testutil.ToFloat64(h.b.m.delivered.WithLabelValues("default/flaky")) == 1
 	})
 	settle()
@@ -237,14 +231,17 @@ func TestInt_RetryThenSuccess(t *testing.T) {
 }
 
 func TestInt_DeadLetter(t *testing.T) {
+	testsupport.Integration(t)
 	failing := newSink(t, func(_ int64, _ event.Event, w http.ResponseWriter) {
 		w.WriteHeader(500)
-		io.WriteString(w, "boom: the model exploded")
+		if _, err := io.WriteString(w, "boom: the model exploded"); err != nil {
+			t.Errorf("subscriber: %v", err)
+		}
 	})
 	dead := newSink(t, nil)
 	h := startBroker(t, trigger("doomed", failing.URL, fmt.Sprintf("  delivery: {retry: 2, backoffPolicy: exponential, backoffDelay: PT0.005S, deadLetterSink: {uri: %q}}\n", dead.URL)))
 	mustAccept(t, h.ingress, mkEvent("d1", "t"))
-	eventually(t, "dead letter", func() bool { return len(dead.events()) == 1 })
+	testsupport.Eventually(t, 10*time.Second, "dead letter", func() bool { return len(dead.events()) == 1 })
 	settle()
 	if n := failing.calls.Load(); n != 3 {
 		t.Errorf("subscriber called %d times, want 3 (1 + 2 retries)", n)
@@ -260,8 +257,8 @@ func TestInt_DeadLetter(t *testing.T) {
 	if fmt.Sprint(ext[ExtErrorCode]) != "500" {
 		t.Errorf("%s = %v, want 500", ExtErrorCode, ext[ExtErrorCode])
 	}
-	data, _ := base64.StdEncoding.DecodeString(fmt.Sprint(ext[ExtErrorData]))
-	if string(data) != "boom: the model exploded" {
+	data, err := base64.StdEncoding.DecodeString(fmt.Sprint(ext[ExtErrorData]))
+	if err != nil || string(data) != "boom: the model exploded" {
 		t.Errorf("%s decodes to %q", ExtErrorData, data)
 	}
 	if got := testutil.ToFloat64(h.b.m.deadLettered.WithLabelValues("default/doomed")); got != 1 {
@@ -270,6 +267,7 @@ func TestInt_DeadLetter(t *testing.T) {
 }
 
 func TestInt_NoRetryOnBadRequest(t *testing.T) {
+	testsupport.Integration(t)
 	for _, code := range []int{400, 403, 301} {
 		t.Run(fmt.Sprint(code), func(t *testing.T) {
 			s := newSink(t, func(_ int64, _ event.Event, w http.ResponseWriter) {
@@ -281,7 +279,7 @@ func TestInt_NoRetryOnBadRequest(t *testing.T) {
 			dead := newSink(t, nil)
 			h := startBroker(t, trigger("strict", s.URL, fmt.Sprintf("  delivery: {retry: 5, backoffDelay: PT0.005S, deadLetterSink: {uri: %q}}\n", dead.URL)))
 			mustAccept(t, h.ingress, mkEvent("n1", "t"))
-			eventually(t, "dead letter", func() bool { return len(dead.events()) == 1 })
+			testsupport.Eventually(t, 10*time.Second, "dead letter", func() bool { return len(dead.events()) == 1 })
 			settle()
 			if n := s.calls.Load(); n != 1 {
 				t.Errorf("subscriber called %d times, want 1 (no retry on %d)", n, code)
@@ -294,13 +292,14 @@ func TestInt_NoRetryOnBadRequest(t *testing.T) {
 }
 
 func TestInt_ConnectionErrorRetriesThenDeadLetters(t *testing.T) {
+	testsupport.Integration(t)
 	gone := httptest.NewServer(http.NotFoundHandler())
 	url := gone.URL
 	gone.Close() // nothing listens there now
 	dead := newSink(t, nil)
 	h := startBroker(t, trigger("nowhere", url, fmt.Sprintf("  delivery: {retry: 2, backoffDelay: PT0.005S, deadLetterSink: {uri: %q}}\n", dead.URL)))
 	mustAccept(t, h.ingress, mkEvent("c1", "t"))
-	eventually(t, "dead letter", func() bool { return len(dead.events()) == 1 })
+	testsupport.Eventually(t, 10*time.Second, "dead letter", func() bool { return len(dead.events()) == 1 })
 	if got := testutil.ToFloat64(h.b.m.retried.WithLabelValues("default/nowhere")); got != 2 {
 		t.Errorf("retried metric = %v, want 2", got)
 	}
@@ -309,42 +308,46 @@ func TestInt_ConnectionErrorRetriesThenDeadLetters(t *testing.T) {
 	}
 }
 
-func replyWith(typ string) func(int64, event.Event, http.ResponseWriter) {
+func replyWith(t *testing.T, typ string) func(int64, event.Event, http.ResponseWriter) {
 	return func(_ int64, in event.Event, w http.ResponseWriter) {
 		r := mkEvent(in.ID()+"-reply", typ)
 		r.SetSource("/replier")
 		if err := cehttp.WriteResponseWriter(context.Background(), binding.ToMessage(&r), 200, w); err != nil {
-			panic(err)
+			t.Errorf("writing the reply: %v", err)
 		}
 	}
 }
 
 func TestInt_ReplyIsReingested(t *testing.T) {
-	replier := newSink(t, replyWith("answer"))
+	testsupport.Integration(t)
+	replier := newSink(t, replyWith(t, "answer"))
 	answers := newSink(t, nil)
 	h := startBroker(t,
 		trigger("ask", replier.URL, "  filter: {attributes: {type: question}}\n")+
 			trigger("hear", answers.URL, "  filter: {attributes: {type: answer}}\n"))
 	mustAccept(t, h.ingress, mkEvent("q1", "question"))
-	eventually(t, "reply delivered", func() bool { return len(answers.events()) == 1 })
+	testsupport.Eventually(t, 10*time.Second, "reply delivered", func() bool { return len(answers.events()) == 1 })
 	if got := answers.events()[0]; got.ID() != "q1-reply" || got.Source() != "/replier" {
 		t.Errorf("answer = %s from %s", got.ID(), got.Source())
 	}
 }
 
 func TestInt_ReplyTTLExhaustion(t *testing.T) {
+	testsupport.Integration(t)
 	// A subscriber that answers every event with a new one of the same
 	// type loops; the hop TTL ends the loop.
 	var n atomic.Int64
 	loop := newSink(t, func(_ int64, in event.Event, w http.ResponseWriter) {
 		r := mkEvent(fmt.Sprint("hop-", n.Add(1)), "loop")
-		_ = cehttp.WriteResponseWriter(context.Background(), binding.ToMessage(&r), 200, w)
+		if err := cehttp.WriteResponseWriter(context.Background(), binding.ToMessage(&r), 200, w); err != nil {
+			t.Errorf("writing the reply: %v", err)
+		}
 	})
 	h := startBroker(t, trigger("loop", loop.URL, ""))
 	e := mkEvent("start", "loop")
 	e.SetExtension(ExtTTL, 5)
 	mustAccept(t, h.ingress, e)
-	eventually(t, "TTL exhausted", func() bool {
+	testsupport.Eventually(t, 10*time.Second, "TTL exhausted", func() bool {
 		return testutil.ToFloat64(h.b.m.replies.WithLabelValues("default/loop", "ttl_exhausted")) == 1
 	})
 	settle()
@@ -354,13 +357,16 @@ func TestInt_ReplyTTLExhaustion(t *testing.T) {
 }
 
 func TestInt_NonEventReplyIgnored(t *testing.T) {
+	testsupport.Integration(t)
 	s := newSink(t, func(_ int64, _ event.Event, w http.ResponseWriter) {
 		w.Header().Set("Content-Type", "text/plain")
-		io.WriteString(w, "thanks!")
+		if _, err := io.WriteString(w, "thanks!"); err != nil {
+			t.Errorf("subscriber: %v", err)
+		}
 	})
 	h := startBroker(t, trigger("chatty", s.URL, ""))
 	mustAccept(t, h.ingress, mkEvent("x1", "t"))
-	eventually(t, "ignored reply", func() bool {
+	testsupport.Eventually(t, 10*time.Second, "ignored reply", func() bool {
 		return testutil.ToFloat64(h.b.m.replies.WithLabelValues("default/chatty", "not_an_event")) == 1
 	})
 	if got := testutil.ToFloat64(h.b.m.delivered.WithLabelValues("default/chatty")); got != 1 {
@@ -369,6 +375,7 @@ func TestInt_NonEventReplyIgnored(t *testing.T) {
 }
 
 func TestInt_Ingress(t *testing.T) {
+	testsupport.Integration(t)
 	t.Run("fasthttp", func(t *testing.T) { testIngress(t, false) })
 	t.Run("net/http", func(t *testing.T) { testIngress(t, true) })
 }
@@ -376,8 +383,15 @@ func TestInt_Ingress(t *testing.T) {
 func testIngress(t *testing.T, netHTTP bool) {
 	s := newSink(t, nil)
 	h := startBrokerWith(t, netHTTP, trigger("all", s.URL, ""), WithMaxEventBytes(4096))
-	do := func(ct string, body []byte, hdr map[string]string) (int, ErrorBody) {
-		req, _ := http.NewRequest("POST", h.ingress, bytes.NewReader(body))
+	do := func(ct string, body []byte, hdr map[string]string, url ...string) (int, ErrorBody) {
+		target := h.ingress
+		if len(url) > 0 {
+			target = url[0]
+		}
+		req, err := http.NewRequest("POST", target, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
 		req.Header.Set("Content-Type", ct)
 		for k, v := range hdr {
 			req.Header.Set(k, v)
@@ -406,12 +420,12 @@ func testIngress(t *testing.T, netHTTP bool) {
 		return strings.Join(f, ",")
 	}
 	// Structured mode.
-	code, _ := do("application/cloudevents+json", []byte(`{"specversion":"1.0","id":"s1","source":"/x","type":"t","data":{"a":1}}`), nil)
+	code, eb := do("application/cloudevents+json", []byte(`{"specversion":"1.0","id":"s1","source":"/x","type":"t","data":{"a":1}}`), nil)
 	if code != 202 {
-		t.Errorf("structured: %d", code)
+		t.Errorf("structured: %d %+v", code, eb)
 	}
 	// Binary mode, bad: no id.
-	code, eb := do("application/json", []byte(`{}`), map[string]string{"ce-specversion": "1.0", "ce-source": "/x", "ce-type": "t"})
+	code, eb = do("application/json", []byte(`{}`), map[string]string{"ce-specversion": "1.0", "ce-source": "/x", "ce-type": "t"})
 	if code != 400 || fieldsOf(eb) != "id" {
 		t.Errorf("binary without id: %d %+v", code, eb)
 	}
@@ -426,27 +440,31 @@ func testIngress(t *testing.T, netHTTP bool) {
 		t.Errorf("bad batch: %d %+v", code, eb)
 	}
 	// A good batch.
-	code, _ = do(batchMediaType, []byte(`[{"specversion":"1.0","id":"b2","source":"/x","type":"t"},{"specversion":"1.0","id":"b3","source":"/x","type":"t"}]`), nil)
+	code, eb = do(batchMediaType, []byte(`[{"specversion":"1.0","id":"b2","source":"/x","type":"t"},{"specversion":"1.0","id":"b3","source":"/x","type":"t"}]`), nil)
 	if code != 202 {
-		t.Errorf("good batch: %d", code)
+		t.Errorf("good batch: %d %+v", code, eb)
 	}
 	// Too large.
-	code, _ = do("application/cloudevents+json", bytes.Repeat([]byte("x"), 5000), nil)
+	code, eb = do("application/cloudevents+json", bytes.Repeat([]byte("x"), 5000), nil)
 	if code != 413 {
-		t.Errorf("oversized: %d, want 413", code)
+		t.Errorf("oversized: %d %+v, want 413", code, eb)
 	}
 	// Unknown broker.
-	req, _ := http.NewRequest("POST", h.base+"/default/nope", strings.NewReader("{}"))
-	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 404 {
-		t.Errorf("unknown broker: %v %v", resp.StatusCode, err)
+	if code, eb = do("application/json", []byte("{}"), nil, h.base+"/default/nope"); code != 404 {
+		t.Errorf("unknown broker: %d %+v, want 404", code, eb)
 	}
-	if resp, err := http.Get(h.ingress); err != nil || resp.StatusCode != 405 {
-		t.Errorf("GET on the ingress: %v %v, want 405", resp.StatusCode, err)
+	resp, err := http.Get(h.ingress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 405 {
+		t.Errorf("GET on the ingress: %d, want 405", resp.StatusCode)
 	}
 	// Duplicates (same source+id) are stored once.
 	mustAccept(t, h.ingress, mkEvent("dup", "t"))
 	mustAccept(t, h.ingress, mkEvent("dup", "t"))
-	eventually(t, "deliveries", func() bool {
+	testsupport.Eventually(t, 10*time.Second, "deliveries", func() bool {
 		ids := s.ids()
 		return ids["s1"] == 1 && ids["b2"] == 1 && ids["b3"] == 1 && ids["dup"] == 1
 	})
@@ -460,12 +478,15 @@ func testIngress(t *testing.T, netHTTP bool) {
 	// Health and metrics.
 	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
 		resp, err := http.Get(h.base + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
 		if err != nil || resp.StatusCode != 200 {
-			t.Errorf("GET %s = %v, %v", p, resp.StatusCode, err)
+			t.Errorf("GET %s = %d, %v", p, resp.StatusCode, err)
 			continue
 		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
 		if p == "/metrics" && !bytes.Contains(b, []byte("vp_broker_events_received_total")) {
 			t.Errorf("/metrics lacks vp_broker_events_received_total")
 		}
@@ -473,6 +494,7 @@ func testIngress(t *testing.T, netHTTP bool) {
 }
 
 func TestInt_VocabularyValidation(t *testing.T) {
+	testsupport.Integration(t)
 	h := startBroker(t, "", WithVocabularyValidation(true))
 	e := mkEvent("v1", "dev.visionplatform.job.requested")
 	resp := post(t, h.ingress, e)

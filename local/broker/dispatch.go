@@ -22,13 +22,25 @@ import (
 	"github.com/vision-platform/vp/events/filter"
 )
 
-// dispatcher delivers the events of one trigger from its durable consumer.
+// dispatcher delivers the events of one trigger from its durable consumer,
+// with the trigger's Knative delivery spec: retries, backoff, timeout and
+// dead-letter sink as Knative's broker applies them, the attempts counted
+// by JetStream redeliveries. This retry is the broker's own, distinct from
+// the platform's event sender (events/sender), whose retry policy covers
+// posting an event to an ingress: an event a function emits goes through
+// the sender's until the ingress has stored it (202), then through each
+// matching trigger's to its subscriber.
+//
+// Each dispatcher has an HTTP client of its own, with as many connections
+// per host as its parallelism: its deliveries never wait on another
+// trigger's, and never fail for want of a connection.
 type dispatcher struct {
 	b        *Broker
 	cfg      triggerConfig
 	cons     jetstream.Consumer
 	log      zerolog.Logger
 	sem      chan struct{}
+	client   *fasthttp.Client
 	matchAll bool
 	m        triggerMetrics
 }
@@ -66,9 +78,28 @@ func newDispatcher(ctx context.Context, b *Broker, stream jetstream.Stream, c tr
 		cons:     cons,
 		log:      b.log.With().Str("trigger", c.key()).Logger(),
 		sem:      make(chan struct{}, b.o.parallelism),
+		client:   newDeliveryClient(b.o),
 		matchAll: filter.MatchesAll(c.Matcher),
 		m:        b.m.forTrigger(c.key()),
 	}, nil
+}
+
+// newDeliveryClient is the HTTP client of one dispatcher. Its semaphore
+// bounds the dispatcher's requests in flight, to the subscriber and the
+// dead-letter sink together, to the parallelism, so as many connections
+// per host always suffice; should one be busy all the same, a request waits
+// for it within its delivery timeout instead of failing at once.
+func newDeliveryClient(o *options) *fasthttp.Client {
+	return &fasthttp.Client{
+		Name:                     "vp-broker",
+		NoDefaultUserAgentHeader: true,
+		MaxConnsPerHost:          o.parallelism,
+		MaxConnWaitTimeout:       MaxDeliveryDuration,
+		MaxIdleConnDuration:      90 * time.Second,
+		DisablePathNormalizing:   true,
+		MaxResponseBodySize:      int(o.maxBytes),
+		Dial:                     (&fasthttp.TCPDialer{}).Dial,
+	}
 }
 
 func (d *dispatcher) run(ctx context.Context) {
@@ -103,10 +134,11 @@ func (d *dispatcher) run(ctx context.Context) {
 
 // outcome of one attempt at the subscriber.
 type outcome struct {
-	code  int    // HTTP status, 0 when there was no response
-	body  []byte // response body, for the dead-letter extensions
-	err   error  // transport error
-	reply *event.Event
+	code     int    // HTTP status, 0 when there was no response
+	body     []byte // response body, for the dead-letter extensions
+	err      error  // transport error
+	tooLarge bool   // the response body was over the size limit and not read
+	reply    *event.Event
 }
 
 func (o outcome) ok() bool { return o.err == nil && o.code >= 200 && o.code < 300 }
@@ -144,7 +176,12 @@ func (d *dispatcher) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	if out.ok() {
-		if out.reply == nil && len(bytes.TrimSpace(out.body)) > 0 {
+		if out.tooLarge {
+			// Acknowledged all the same: Knative does not deliver an event
+			// again that its subscriber accepted.
+			d.eventLog(zerolog.WarnLevel, h, attempt).Int("code", out.code).Int64("limit", d.b.o.maxBytes).Msg("reply body over the size limit; discarded")
+			d.m.tooLarge.Inc()
+		} else if out.reply == nil && len(bytes.TrimSpace(out.body)) > 0 {
 			d.eventLog(zerolog.InfoLevel, h, attempt).Int("bytes", len(out.body)).Msg("reply is not a CloudEvent; ignored")
 			d.m.notAnEvent.Inc()
 		}
@@ -291,7 +328,12 @@ func (d *dispatcher) send(ctx context.Context, url string, stored nats.Header, d
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < timeout {
 		timeout = time.Until(dl)
 	}
-	if err := d.b.fast.DoTimeout(req, resp, timeout); err != nil {
+	if err := d.client.DoTimeout(req, resp, timeout); err != nil {
+		if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+			// The status line and headers were read, the body was not: the
+			// answer stands on its status, and a 2xx is a success.
+			return outcome{code: resp.StatusCode(), tooLarge: true}
+		}
 		return outcome{err: err}
 	}
 	out := outcome{code: resp.StatusCode()}

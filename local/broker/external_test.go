@@ -8,11 +8,14 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/vision-platform/vp/internal/testsupport"
 )
 
 // TestInt_ExternalNATS runs the broker on a NATS server of its own (as
 // --nats-url does with a cluster), reached over TCP.
 func TestInt_ExternalNATS(t *testing.T) {
+	testsupport.Integration(t)
 	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
 	if err != nil {
 		t.Fatal(err)
@@ -37,7 +40,7 @@ func TestInt_ExternalNATS(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		mustAccept(t, srv.URL+"/default/default", mkEvent(fmt.Sprint("x", i), "t"))
 	}
-	eventually(t, "delivery through the external server", func() bool { return len(s.ids()) == 5 })
+	testsupport.Eventually(t, 10*time.Second, "delivery through the external server", func() bool { return len(s.ids()) == 5 })
 	if _, err := New(context.Background(), WithNATSURL("nats://127.0.0.1:1")); err == nil {
 		t.Error("New with an unreachable NATS URL succeeded")
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -63,7 +64,7 @@ func (b *Broker) ingress(w http.ResponseWriter, r *http.Request) {
 			b.reply(w, b.tooLarge(ns+"/"+name, -1))
 			return
 		}
-		b.reply(w, answer{http.StatusBadRequest, &ErrorBody{Error: "reading request body: " + err.Error()}})
+		b.reply(w, b.refuse(ns+"/"+name, http.StatusBadRequest, "reading request body: "+err.Error()))
 		return
 	}
 	b.reply(w, b.accept(r.Context(), ns, name, r.Header, body))
@@ -84,12 +85,30 @@ func (b *Broker) reply(w http.ResponseWriter, a answer) {
 }
 
 func (b *Broker) tooLarge(key string, n int64) answer {
-	b.m.rejected.WithLabelValues(key, "413").Inc()
 	msg := fmt.Sprintf("request body is over the limit of %d bytes", b.o.maxBytes)
 	if n >= 0 {
 		msg = fmt.Sprintf("request body of %d bytes is over the limit of %d", n, b.o.maxBytes)
 	}
-	return answer{http.StatusRequestEntityTooLarge, &ErrorBody{Error: msg}}
+	return b.refuse(key, http.StatusRequestEntityTooLarge, msg)
+}
+
+// refuse counts a refused ingress request and makes its answer.
+func (b *Broker) refuse(key string, code int, msg string, fields ...events.FieldError) answer {
+	b.m.rejected.WithLabelValues(b.brokerLabel(key), strconv.Itoa(code)).Inc()
+	return answer{code, &ErrorBody{Error: msg, Fields: fields}}
+}
+
+// unknownBroker is the broker label of requests to no broker.
+const unknownBroker = "unknown"
+
+// brokerLabel is the broker label of an ingress metric: "namespace/name"
+// of a broker that exists, and "unknown" for any other path, so that
+// requests to made-up paths cannot grow /metrics.
+func (b *Broker) brokerLabel(key string) string {
+	if b.brokers[key] {
+		return key
+	}
+	return unknownBroker
 }
 
 // accept is the ingress behind either HTTP server: it decodes, checks and
@@ -97,7 +116,7 @@ func (b *Broker) tooLarge(key string, n int64) answer {
 func (b *Broker) accept(ctx context.Context, ns, name string, hdr http.Header, body []byte) answer {
 	key := ns + "/" + name
 	if !b.brokers[key] {
-		return answer{http.StatusNotFound, &ErrorBody{Error: fmt.Sprintf("%v: %s", ErrUnknownBroker, key)}}
+		return b.refuse(key, http.StatusNotFound, fmt.Sprintf("%v: %s", ErrUnknownBroker, key))
 	}
 	if b.closed.Load() {
 		return answer{http.StatusServiceUnavailable, &ErrorBody{Error: ErrClosed.Error()}}
@@ -124,19 +143,18 @@ func (b *Broker) accept(ctx context.Context, ns, name string, hdr http.Header, b
 			for i := range evs {
 				m := &nats.Msg{Header: make(nats.Header, 12)}
 				if m.Data, err = encodeEvent(&evs[i], m.Header); err != nil {
-					return answer{http.StatusBadRequest, &ErrorBody{Error: fmt.Sprintf("encoding event %s: %v", evs[i].ID(), err)}}
+					return b.refuse(key, http.StatusBadRequest, fmt.Sprintf("encoding event %s: %v", evs[i].ID(), err))
 				}
 				msgs[i] = m
 			}
 		}
 	}
 	if err != nil || len(fields) > 0 {
-		b.m.rejected.WithLabelValues(key, "400").Inc()
 		msg := "invalid event"
 		if err != nil {
 			msg = err.Error()
 		}
-		return answer{http.StatusBadRequest, &ErrorBody{Error: msg, Fields: fields}}
+		return b.refuse(key, http.StatusBadRequest, msg, fields...)
 	}
 	stored, err := b.publish(ctx, ns, name, msgs)
 	if err != nil {
@@ -167,6 +185,7 @@ func (b *Broker) validate(evs []event.Event, batch bool) []events.FieldError {
 			if err := events.Validate(e); errors.As(err, &ve) {
 				fs = ve.Fields
 			}
+			fs = append(fs, headerProblems(e)...)
 		} else {
 			fs = checkEvent(e)
 		}
@@ -183,7 +202,7 @@ func (b *Broker) validate(evs []event.Event, batch bool) []events.FieldError {
 // ParseRequest decodes the CloudEvents in an HTTP request: binary mode
 // (ce-* headers), structured mode (application/cloudevents+json) or batch
 // mode (application/cloudevents-batch+json). A decoding error names the
-// field where it can; batch reports a batch-mode request.
+// attribute it is about ("[i].attribute" in a batch), or "body".
 func ParseRequest(h http.Header, body []byte) (evs []event.Event, batch bool, fields []events.FieldError, err error) {
 	mt, _, _ := mime.ParseMediaType(h.Get("Content-Type"))
 	if mt == batchMediaType {
@@ -196,9 +215,12 @@ func ParseRequest(h http.Header, body []byte) (evs []event.Event, batch bool, fi
 		}
 		out := make([]event.Event, len(raws))
 		for i, raw := range raws {
-			if err := json.Unmarshal(raw, &out[i]); err != nil {
-				fields = append(fields, events.FieldError{Field: fmt.Sprintf("[%d]", i), Reason: err.Error()})
+			e, err := decodeStructured(raw)
+			if err != nil {
+				fields = append(fields, decodeFieldError(fmt.Sprintf("[%d].", i), err))
+				continue
 			}
+			out[i] = *e
 		}
 		if len(fields) > 0 {
 			return nil, true, fields, errors.New("invalid event in batch; nothing was accepted")
@@ -206,14 +228,29 @@ func ParseRequest(h http.Header, body []byte) (evs []event.Event, batch bool, fi
 		return out, true, nil, nil
 	}
 	msg := cehttp.NewMessage(h, io.NopCloser(bytes.NewReader(body)))
-	if msg.ReadEncoding() == binding.EncodingUnknown {
+	var e *event.Event
+	switch msg.ReadEncoding() {
+	case binding.EncodingBinary:
+		e, err = decodeBinary(h, body)
+	case binding.EncodingStructured:
+		e, err = decodeStructured(body)
+	default:
 		return nil, false, []events.FieldError{{Field: "specversion", Reason: "no ce-specversion header (binary mode) and Content-Type is not application/cloudevents+json or " + batchMediaType}}, errors.New("not a CloudEvent")
 	}
-	e, err := binding.ToEvent(context.Background(), msg)
 	if err != nil {
-		return nil, false, []events.FieldError{{Field: fieldOfDecodeError(err), Reason: err.Error()}}, errors.New("invalid event")
+		return nil, false, []events.FieldError{decodeFieldError("", err)}, errors.New("invalid event")
 	}
 	return []event.Event{*e}, false, nil, nil
+}
+
+// decodeFieldError is the field error of a decoding error, its field
+// prefixed in a batch.
+func decodeFieldError(prefix string, err error) events.FieldError {
+	reason := err.Error()
+	if ae, ok := errors.AsType[*attrError](err); ok {
+		reason = ae.Err.Error()
+	}
+	return events.FieldError{Field: prefix + fieldOf(err), Reason: reason}
 }
 
 // checkEvent lists what keeps e from being stored: CloudEvents spec
@@ -222,6 +259,7 @@ func ParseRequest(h http.Header, body []byte) (evs []event.Event, batch bool, fi
 func checkEvent(e event.Event) []events.FieldError {
 	var fs []events.FieldError
 	events.ContextErrors(e, &fs)
+	fs = append(fs, headerProblems(e)...)
 	if isJSON(e.DataContentType()) && len(e.Data()) > 0 && !e.DataBase64 && !json.Valid(e.Data()) {
 		fs = append(fs, events.FieldError{Field: "data", Reason: "datacontenttype " + e.DataContentType() + " says JSON, but data is not valid JSON"})
 	}
@@ -233,19 +271,39 @@ func checkEvent(e event.Event) []events.FieldError {
 	return fs
 }
 
+// headerProblems lists the string attributes of e that the broker could
+// not store and deliver unchanged as HTTP header values (see
+// headerValueProblem).
+func headerProblems(e event.Event) []events.FieldError {
+	var fs []events.FieldError
+	check := func(name, v string) {
+		if p := headerValueProblem(v); p != "" {
+			fs = append(fs, events.FieldError{Field: name, Reason: p})
+		}
+	}
+	check("id", e.ID())
+	check("source", e.Source())
+	check("type", e.Type())
+	check("subject", e.Subject())
+	check("dataschema", e.DataSchema())
+	check("datacontenttype", e.DataContentType())
+	exts := e.Extensions()
+	names := make([]string, 0, len(exts))
+	for k := range exts {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for _, k := range names {
+		if s, ok := exts[k].(string); ok {
+			check(k, s)
+		}
+	}
+	return fs
+}
+
 func isJSON(ct string) bool {
 	mt, _, err := mime.ParseMediaType(ct)
 	return err == nil && (mt == "application/json" || mt == "text/json" || strings.HasSuffix(mt, "+json"))
-}
-
-func fieldOfDecodeError(err error) string {
-	s := err.Error()
-	for _, f := range []string{"specversion", "id", "source", "type", "time", "dataschema", "datacontenttype", "subject"} {
-		if strings.Contains(s, f) {
-			return f
-		}
-	}
-	return "body"
 }
 
 func ttlOf(v any) (int, error) {

@@ -25,7 +25,7 @@ func newMetrics() *metrics {
 			Name: "vp_broker_events_received_total", Help: "Events accepted and stored by the ingress.",
 		}, []string{"broker"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "vp_broker_events_rejected_total", Help: "Ingress requests refused, by HTTP status.",
+			Name: "vp_broker_events_rejected_total", Help: "Ingress requests refused, by broker (\"unknown\" for a path that names none) and HTTP status.",
 		}, []string{"broker", "code"}),
 		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "vp_broker_events_duplicate_total", Help: "Events dropped as duplicates of a source+id seen within the window.",
@@ -43,7 +43,7 @@ func newMetrics() *metrics {
 			Name: "vp_broker_events_dropped_total", Help: "Events given up on, by reason.",
 		}, []string{"trigger", "reason"}),
 		replies: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "vp_broker_replies_total", Help: "Subscriber replies, by outcome (ingested, ttl_exhausted, not_an_event).",
+			Name: "vp_broker_replies_total", Help: "Subscriber replies, by outcome (ingested, ttl_exhausted, not_an_event, too_large).",
 		}, []string{"trigger", "outcome"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "vp_broker_delivery_latency_seconds",
@@ -61,6 +61,7 @@ type triggerMetrics struct {
 	delivered, retried, deadLettered   prometheus.Counter
 	droppedNoDLS, droppedDLSFailed     prometheus.Counter
 	ingested, ttlExhausted, notAnEvent prometheus.Counter
+	tooLarge                           prometheus.Counter
 	latency                            prometheus.Observer
 }
 
@@ -74,6 +75,7 @@ func (m *metrics) forTrigger(key string) triggerMetrics {
 		ingested:         m.replies.WithLabelValues(key, "ingested"),
 		ttlExhausted:     m.replies.WithLabelValues(key, "ttl_exhausted"),
 		notAnEvent:       m.replies.WithLabelValues(key, "not_an_event"),
+		tooLarge:         m.replies.WithLabelValues(key, "too_large"),
 		latency:          m.latency.WithLabelValues(key),
 	}
 }

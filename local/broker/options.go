@@ -24,7 +24,30 @@ type options struct {
 	syncAlways  bool
 	ackWait     time.Duration
 	log         zerolog.Logger
+
+	// Limits of the HTTP server Serve runs (see the README's security
+	// notes).
+	readTimeout    time.Duration
+	maxConns       int
+	maxConnsPerIP  int
+	maxHeaderBytes int
 }
+
+// Defaults of the ingress limits.
+const (
+	// DefaultReadTimeout is how long a client has to send a whole request.
+	DefaultReadTimeout = 30 * time.Second
+	// DefaultMaxConns bounds the connections Serve holds open at once.
+	DefaultMaxConns = 1024
+	// DefaultMaxConnsPerIP bounds the connections from one client address.
+	DefaultMaxConnsPerIP = 256
+	// DefaultMaxHeaderBytes bounds a request's line and headers.
+	DefaultMaxHeaderBytes = 16 << 10
+	// idleTimeout closes keep-alive connections idle this long: above the
+	// 90 s after which Go's and most clients drop theirs, so the client
+	// closes first and never posts on a connection the broker is closing.
+	idleTimeout = 2 * time.Minute
+)
 
 // WithDataDir stores events in an embedded JetStream under dir.
 func WithDataDir(dir string) Option {
@@ -104,7 +127,7 @@ func WithParallelism(n int) Option {
 // WithDefaultDelivery sets the delivery of triggers without spec.delivery.
 func WithDefaultDelivery(d Delivery) Option {
 	return func(o *options) error {
-		if d.Retry < 0 || d.Delay < 0 || d.Timeout <= 0 {
+		if d.Retry < 0 || d.Delay < 0 || d.Timeout <= 0 || d.Delay > MaxDeliveryDuration || d.Timeout > MaxDeliveryDuration {
 			return fmt.Errorf("WithDefaultDelivery: bad delivery %+v", d)
 		}
 		o.delivery = d
@@ -141,6 +164,59 @@ func WithRedeliveryAfter(d time.Duration) Option {
 	}
 }
 
+// WithReadTimeout sets how long a client may take to send one request,
+// headers and body, from its first byte (default 30 s). A client that is
+// slower gets 408 and its connection is closed. It is also the time allowed
+// to write the answer.
+func WithReadTimeout(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("WithReadTimeout: %v is not positive", d)
+		}
+		o.readTimeout = d
+		return nil
+	}
+}
+
+// WithMaxConns bounds the connections Serve keeps open at once, idle
+// keep-alive connections included (default 1024). A connection over the
+// limit is answered 503 and closed.
+func WithMaxConns(n int) Option {
+	return func(o *options) error {
+		if n < 1 {
+			return fmt.Errorf("WithMaxConns: %d is less than 1", n)
+		}
+		o.maxConns = n
+		return nil
+	}
+}
+
+// WithMaxConnsPerIP bounds the connections Serve keeps open from one client
+// address (default 256); 0 removes the bound. A connection over it is
+// answered 429 and closed. Every local client shares 127.0.0.1.
+func WithMaxConnsPerIP(n int) Option {
+	return func(o *options) error {
+		if n < 0 {
+			return fmt.Errorf("WithMaxConnsPerIP: %d is negative", n)
+		}
+		o.maxConnsPerIP = n
+		return nil
+	}
+}
+
+// WithMaxHeaderBytes bounds a request's line and headers together (default
+// 16 KiB); larger ones get 431. Serve holds a buffer of this size for every
+// open connection.
+func WithMaxHeaderBytes(n int) Option {
+	return func(o *options) error {
+		if n < 1024 {
+			return fmt.Errorf("WithMaxHeaderBytes: %d is under 1024", n)
+		}
+		o.maxHeaderBytes = n
+		return nil
+	}
+}
+
 // WithLogger sets where the broker logs (default: nowhere).
 func WithLogger(l zerolog.Logger) Option {
 	return func(o *options) error { o.log = l; return nil }
@@ -154,6 +230,11 @@ func makeOptions(opts []Option) (*options, error) {
 		delivery:    DefaultDelivery,
 		ackWait:     10 * time.Second,
 		log:         zerolog.Nop(),
+
+		readTimeout:    DefaultReadTimeout,
+		maxConns:       DefaultMaxConns,
+		maxConnsPerIP:  DefaultMaxConnsPerIP,
+		maxHeaderBytes: DefaultMaxHeaderBytes,
 	}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {

@@ -3,6 +3,7 @@ package broker
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -18,6 +19,8 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/vision-platform/vp/internal/testsupport"
 )
 
 // TestHelperBrokerProcess is not a test: TestInt_RestartAfterSIGKILL runs
@@ -47,12 +50,27 @@ func TestHelperBrokerProcess(t *testing.T) {
 	}
 	if prof := os.Getenv("VP_HELPER_CPUPROFILE"); prof != "" {
 		// Profiling the broker process alone (make bench-broker with it set).
-		f, _ := os.Create(prof)
-		pprof.StartCPUProfile(f)
-		go func() { time.Sleep(4 * time.Second); pprof.StopCPUProfile(); f.Close() }()
+		f, err := os.Create(prof)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Println("ERROR", err)
+			os.Exit(1)
+		}
+		go func() {
+			time.Sleep(4 * time.Second)
+			pprof.StopCPUProfile()
+			if err := f.Close(); err != nil {
+				fmt.Fprintln(os.Stderr, "closing the profile:", err)
+			}
+		}()
 	}
 	fmt.Println("LISTENING", ln.Addr().String())
-	_ = b.Serve(context.Background(), ln)
+	if err := b.Serve(context.Background(), ln); err != nil {
+		fmt.Fprintln(os.Stderr, "serving:", err)
+		os.Exit(1)
+	}
 }
 
 // startHelper runs TestHelperBrokerProcess in a child process with the
@@ -72,9 +90,18 @@ func startHelper(t testing.TB, env ...string) (*exec.Cmd, string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	t.Cleanup(func() {
+		// The process may have been killed already, and Wait reports the
+		// kill: neither error says anything about the test.
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
 	lines := bufio.NewScanner(out)
-	deadline := time.AfterFunc(30*time.Second, func() { _ = cmd.Process.Kill() })
+	deadline := time.AfterFunc(30*time.Second, func() {
+		if err := cmd.Process.Kill(); err != nil {
+			t.Errorf("killing the broker process that did not listen: %v", err)
+		}
+	})
 	defer deadline.Stop()
 	for lines.Scan() {
 		if addr, ok := strings.CutPrefix(lines.Text(), "LISTENING "); ok {
@@ -93,6 +120,7 @@ func startHelper(t testing.TB, env ...string) (*exec.Cmd, string) {
 }
 
 func TestInt_RestartAfterSIGKILL(t *testing.T) {
+	testsupport.Integration(t)
 	var up atomic.Bool
 	var accepted sync.Map // ids the subscriber answered 200 to
 	s := newSink(t, func(_ int64, e event.Event, w http.ResponseWriter) {
@@ -121,12 +149,14 @@ func TestInt_RestartAfterSIGKILL(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	_ = cmd.Wait()
+	if err := cmd.Wait(); !errors.As(err, new(*exec.ExitError)) {
+		t.Fatalf("Wait() after SIGKILL = %v, want the kill", err)
+	}
 	t.Logf("%d refused attempts before SIGKILL", s.calls.Load())
 
 	up.Store(true)
 	startHelper(t, env...)
-	eventually(t, "every accepted event delivered after restart", func() bool {
+	testsupport.Eventually(t, 30*time.Second, "every accepted event delivered after restart", func() bool {
 		delivered := 0
 		for i := 0; i < n; i++ {
 			if _, ok := accepted.Load(fmt.Sprint("k", i)); ok {

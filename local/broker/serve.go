@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
-	"strings"
-	"time"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 )
@@ -19,24 +21,31 @@ import (
 // as Handler, on fasthttp, whose request parsing allocates next to nothing
 // and keeps the ingress off the garbage collector's back. vp broker and
 // vp up serve with it; Handler is for embedding in a net/http server.
+//
+// Serve bounds what a client can hold: open connections (WithMaxConns,
+// WithMaxConnsPerIP), the time to send a request (WithReadTimeout), the
+// size of its headers (WithMaxHeaderBytes) and of its body
+// (WithMaxEventBytes). A body is read as it arrives, so its memory grows
+// with the bytes received, never with the Content-Length a client declares.
 func (b *Broker) Serve(ctx context.Context, ln net.Listener) error {
 	metrics := fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(b.m.reg, promhttp.HandlerOpts{}))
 	srv := &fasthttp.Server{
 		Name:                          "vp-broker",
 		MaxRequestBodySize:            int(b.o.maxBytes),
-		ReadTimeout:                   5 * time.Minute,
-		IdleTimeout:                   5 * time.Minute,
+		StreamRequestBody:             true,
+		ReadBufferSize:                b.o.maxHeaderBytes,
+		ReadTimeout:                   b.o.readTimeout,
+		WriteTimeout:                  b.o.readTimeout,
+		IdleTimeout:                   idleTimeout,
+		Concurrency:                   b.o.maxConns,
+		MaxConnsPerIP:                 b.o.maxConnsPerIP,
 		NoDefaultServerHeader:         true,
 		NoDefaultContentType:          true,
 		DisablePreParseMultipartForm:  true,
 		DisableHeaderNamesNormalizing: false,
-		ErrorHandler: func(c *fasthttp.RequestCtx, err error) {
-			if errors.Is(err, fasthttp.ErrBodyTooLarge) {
-				b.fastReply(c, b.tooLarge(strings.TrimPrefix(string(c.Path()), "/"), int64(c.Request.Header.ContentLength())))
-				return
-			}
-			b.fastReply(c, answer{http.StatusBadRequest, &ErrorBody{Error: err.Error()}})
-		},
+		SecureErrorLogMessage:         true,
+		Logger:                        fastLogger{b.log},
+		ErrorHandler:                  b.fastError,
 		Handler: func(c *fasthttp.RequestCtx) {
 			path := c.Path()
 			switch {
@@ -54,12 +63,19 @@ func (b *Broker) Serve(ctx context.Context, ln net.Listener) error {
 				ns, name, ok := splitPath(path)
 				switch {
 				case !ok:
-					b.fastReply(c, answer{http.StatusNotFound, &ErrorBody{Error: "not found: ingress is POST /{namespace}/{broker}"}})
+					b.fastReply(c, b.refuse("", http.StatusNotFound, "not found: ingress is POST /{namespace}/{broker}"))
 				case !c.IsPost():
 					c.Response.Header.Set("Allow", "POST")
-					b.fastReply(c, answer{http.StatusMethodNotAllowed, &ErrorBody{Error: "method not allowed: use POST"}})
+					b.fastReply(c, b.refuse(ns+"/"+name, http.StatusMethodNotAllowed, "method not allowed: use POST"))
 				default:
-					b.fastReply(c, b.accept(c, ns, name, ceHeaders(&c.Request.Header), c.PostBody()))
+					body, a := b.readBody(c, ns+"/"+name)
+					if body == nil {
+						c.SetConnectionClose() // what is left of the body is not read
+						b.fastReply(c, a)
+						return
+					}
+					b.fastReply(c, b.accept(c, ns, name, ceHeaders(&c.Request.Header), body.Bytes()))
+					putBody(body)
 				}
 			}
 		},
@@ -72,6 +88,82 @@ func (b *Broker) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 		return srv.ShutdownWithContext(context.Background())
 	}
+}
+
+// bodies are the buffers request bodies are read into.
+var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// putBody returns a body buffer to the pool; large ones are left to the
+// garbage collector, so an occasional big event does not stay allocated.
+func putBody(buf *bytes.Buffer) {
+	if buf.Cap() <= 64<<10 {
+		bodies.Put(buf)
+	}
+}
+
+// readBody reads a request body as it arrives, up to the size limit: the
+// buffer grows with the bytes received, whatever Content-Length says. It
+// returns nil and the answer when the body cannot be had: too large, too
+// slow (the read deadline set by WithReadTimeout passes), or malformed.
+func (b *Broker) readBody(c *fasthttp.RequestCtx, key string) (*bytes.Buffer, answer) {
+	if n := int64(c.Request.Header.ContentLength()); n > b.o.maxBytes {
+		return nil, b.tooLarge(key, n)
+	}
+	buf := bodies.Get().(*bytes.Buffer)
+	buf.Reset()
+	var err error
+	if s := c.RequestBodyStream(); s != nil {
+		_, err = buf.ReadFrom(io.LimitReader(s, b.o.maxBytes+1))
+	} else {
+		buf.Write(c.PostBody())
+	}
+	switch {
+	case isTimeout(err):
+		putBody(buf)
+		return nil, b.refuse(key, http.StatusRequestTimeout, fmt.Sprintf("request body not received within %v", b.o.readTimeout))
+	case err != nil:
+		putBody(buf)
+		return nil, b.refuse(key, http.StatusBadRequest, "reading request body: malformed or cut short")
+	case int64(buf.Len()) > b.o.maxBytes:
+		putBody(buf)
+		return nil, b.tooLarge(key, -1)
+	}
+	return buf, answer{}
+}
+
+// fastError answers what fasthttp could not read as a request. It never
+// echoes what the client sent.
+func (b *Broker) fastError(c *fasthttp.RequestCtx, err error) {
+	key := ""
+	if ns, name, ok := splitPath(c.Request.URI().Path()); ok {
+		key = ns + "/" + name
+	}
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		b.fastReply(c, b.tooLarge(key, int64(c.Request.Header.ContentLength())))
+	case isSmallBuffer(err):
+		b.fastReply(c, b.refuse(key, http.StatusRequestHeaderFieldsTooLarge, fmt.Sprintf("request line and headers are over the limit of %d bytes", b.o.maxHeaderBytes)))
+	case isTimeout(err):
+		b.fastReply(c, b.refuse(key, http.StatusRequestTimeout, fmt.Sprintf("request not received within %v", b.o.readTimeout)))
+	default:
+		b.fastReply(c, b.refuse(key, http.StatusBadRequest, "malformed HTTP request"))
+	}
+}
+
+// fastLogger sends what fasthttp logs (connections refused over the
+// limits) to the broker's logger.
+type fastLogger struct{ l zerolog.Logger }
+
+func (f fastLogger) Printf(format string, args ...any) { f.l.Warn().Msgf(format, args...) }
+
+func isSmallBuffer(err error) bool {
+	_, ok := errors.AsType[*fasthttp.ErrSmallBuffer](err)
+	return ok
+}
+
+func isTimeout(err error) bool {
+	ne, ok := errors.AsType[net.Error](err)
+	return ok && ne.Timeout()
 }
 
 func (b *Broker) fastReply(c *fasthttp.RequestCtx, a answer) {

@@ -74,15 +74,23 @@ type Delivery struct {
 }
 
 // Backoff is the wait before retry n (1 for the first retry): delay×n when
-// linear, delay×2^n when exponential, as Knative computes it.
+// linear, delay×2^n when exponential, as Knative computes it, and never
+// more than MaxDeliveryDuration.
 func (d Delivery) Backoff(n int) time.Duration {
-	if d.Exponential {
-		if n > 30 {
-			n = 30
-		}
-		return d.Delay * time.Duration(1<<n)
+	if d.Delay <= 0 || n <= 0 {
+		return 0
 	}
-	return d.Delay * time.Duration(n)
+	factor := time.Duration(n)
+	if d.Exponential {
+		if n > 62 {
+			return MaxDeliveryDuration
+		}
+		factor = 1 << n
+	}
+	if factor > MaxDeliveryDuration/d.Delay {
+		return MaxDeliveryDuration
+	}
+	return d.Delay * factor
 }
 
 // DefaultDelivery is what a trigger without spec.delivery gets: the
@@ -200,24 +208,34 @@ func validateTrigger(tr *Trigger, errs *strictyaml.Errors) {
 		default:
 			bad("spec.delivery.backoffPolicy", "must be linear or exponential, got %q", d.BackoffPolicy)
 		}
-		if d.BackoffDelay != "" {
-			if v, err := ParseISODuration(d.BackoffDelay); err != nil {
-				bad("spec.delivery.backoffDelay", "%v", err)
-			} else if v <= 0 {
-				bad("spec.delivery.backoffDelay", "must be positive")
-			}
+		if _, err := deliveryDuration(d.BackoffDelay); err != nil {
+			bad("spec.delivery.backoffDelay", "%v", err)
 		}
-		if d.Timeout != "" {
-			if v, err := ParseISODuration(d.Timeout); err != nil {
-				bad("spec.delivery.timeout", "%v", err)
-			} else if v <= 0 {
-				bad("spec.delivery.timeout", "must be positive")
-			}
+		if _, err := deliveryDuration(d.Timeout); err != nil {
+			bad("spec.delivery.timeout", "%v", err)
 		}
 		if d.DeadLetterSink != nil {
 			checkDest("spec.delivery.deadLetterSink", *d.DeadLetterSink)
 		}
 	}
+}
+
+// deliveryDuration parses a delivery spec's ISO-8601 duration: positive and
+// at most MaxDeliveryDuration.
+func deliveryDuration(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	v, err := ParseISODuration(s)
+	switch {
+	case err != nil:
+		return 0, err
+	case v <= 0:
+		return 0, errors.New("must be positive")
+	case v > MaxDeliveryDuration:
+		return 0, fmt.Errorf("%s is over the limit of %v", s, MaxDeliveryDuration)
+	}
+	return v, nil
 }
 
 // compileTrigger turns a validated Trigger into what the dispatcher runs,
@@ -239,10 +257,14 @@ func compileTrigger(tr Trigger, def Delivery) (triggerConfig, error) {
 			d.Exponential = true
 		}
 		if s.BackoffDelay != "" {
-			d.Delay, _ = ParseISODuration(s.BackoffDelay)
+			if d.Delay, err = deliveryDuration(s.BackoffDelay); err != nil {
+				return triggerConfig{}, fmt.Errorf("spec.delivery.backoffDelay: %w", err)
+			}
 		}
 		if s.Timeout != "" {
-			d.Timeout, _ = ParseISODuration(s.Timeout)
+			if d.Timeout, err = deliveryDuration(s.Timeout); err != nil {
+				return triggerConfig{}, fmt.Errorf("spec.delivery.timeout: %w", err)
+			}
 		}
 		if s.DeadLetterSink != nil {
 			d.DeadLetter = s.DeadLetterSink.URI

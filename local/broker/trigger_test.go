@@ -3,9 +3,9 @@ package broker
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vision-platform/vp/internal/testsupport"
-	"time"
 )
 
 const goodTriggers = `
@@ -65,7 +65,10 @@ func TestParseTriggers(t *testing.T) {
 	if c.Delivery != want {
 		t.Errorf("delivery = %+v, want %+v", c.Delivery, want)
 	}
-	c0, _ := compileTrigger(trs[0], DefaultDelivery)
+	c0, err := compileTrigger(trs[0], DefaultDelivery)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if c0.Delivery != DefaultDelivery {
 		t.Errorf("default delivery = %+v, want %+v", c0.Delivery, DefaultDelivery)
 	}
@@ -91,6 +94,9 @@ func TestParseTriggersErrors(t *testing.T) {
 		{"bad name", strings.Replace(head, "name: t", "name: Bad_Name", 1) + "  subscriber:\n    uri: http://x/\n", []string{"t.yaml:4:", "metadata.name"}},
 		{"not yaml", "a: [", []string{"t.yaml:"}},
 		{"wrong type", head + "  subscriber:\n    uri: http://x/\n  delivery:\n    retry: many\n", []string{"t.yaml:9:", "retry"}},
+		{"backoff overflows", head + "  subscriber:\n    uri: http://x/\n  delivery:\n    backoffDelay: P99999999999W\n", []string{"t.yaml:9:", "spec.delivery.backoffDelay", "too long"}},
+		{"backoff over a day", head + "  subscriber:\n    uri: http://x/\n  delivery:\n    backoffDelay: PT25H\n", []string{"t.yaml:9:", "spec.delivery.backoffDelay", "over the limit of 24h"}},
+		{"timeout over a day", head + "  subscriber:\n    uri: http://x/\n  delivery:\n    timeout: P2D\n", []string{"t.yaml:9:", "spec.delivery.timeout", "over the limit"}},
 	}
 	for _, c := range cases {
 		t.Run(c.desc, func(t *testing.T) {
@@ -115,9 +121,25 @@ func TestParseISODuration(t *testing.T) {
 			t.Errorf("ParseISODuration(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "P", "PT", "5s", "P1Y", "P1M", "PT1.5.5S", "P1DT"} {
+	for _, in := range []string{"", "P", "PT", "5s", "P1Y", "P1M", "PT1.5.5S", "P1DT",
+		"P99999999999W", "P9999999999999999999D", "PT99999999999999999999S", "PT2562047H47M17S", "P15250W1DT23H47M16.9S"} {
 		if _, err := ParseISODuration(in); err == nil {
 			t.Errorf("ParseISODuration(%q) = nil error", in)
+		}
+	}
+}
+
+// TestBackoffBounded: the longest delays a delivery spec allows, retried
+// many times, give long backoffs, never overflowing ones.
+func TestBackoffBounded(t *testing.T) {
+	for _, d := range []Delivery{{Delay: MaxDeliveryDuration}, {Delay: MaxDeliveryDuration, Exponential: true}, {Delay: time.Nanosecond, Exponential: true}} {
+		prev := time.Duration(0)
+		for _, n := range []int{1, 2, 30, 31, 62, 63, 64, 1000, 1 << 31} {
+			got := d.Backoff(n)
+			if got < prev || got > MaxDeliveryDuration {
+				t.Errorf("%+v.Backoff(%d) = %v, want between %v and %v", d, n, got, prev, MaxDeliveryDuration)
+			}
+			prev = got
 		}
 	}
 }

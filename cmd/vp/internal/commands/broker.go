@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/vision-platform/vp/local/broker"
 	"github.com/vision-platform/vp/local/up"
 )
 
@@ -36,5 +37,9 @@ func newBrokerCmd(rf *rootFlags) *cobra.Command {
 	f.BoolVar(&c.ValidateVocabulary, "validate-vocabulary", false, "refuse dev.visionplatform.* events whose payload is invalid")
 	f.BoolVar(&c.SyncAlways, "sync-always", false, "fsync every stored event before answering 202")
 	f.StringSliceVar(&c.Brokers, "broker", nil, "declare a broker namespace/name that has no trigger (repeatable)")
+	f.DurationVar(&c.ReadTimeout, "read-timeout", broker.DefaultReadTimeout, "longest a client may take to send one request, headers and body (408 after)")
+	f.IntVar(&c.MaxConns, "max-conns", broker.DefaultMaxConns, "connections the ingress keeps open at once (503 beyond)")
+	f.IntVar(&c.MaxConnsPerIP, "max-conns-per-ip", broker.DefaultMaxConnsPerIP, "connections one client address may keep open (429 beyond; local clients share 127.0.0.1)")
+	f.IntVar(&c.MaxHeaderBytes, "max-header-bytes", broker.DefaultMaxHeaderBytes, "largest request line and headers (431 beyond)")
 	return cmd
 }
