@@ -34,15 +34,21 @@ up: build ## Run the platform locally with embedded defaults (Ctrl-C stops it)
 
 .PHONY: deps
 ROOTFS := $(CACHE)/rootfs/bookworm-python3.tar
+ROOTFS_TORCH := $(CACHE)/rootfs/bookworm-python3-torch.tar
 
-deps: $(TOOLS_BIN)/conformance $(TOOLS_BIN)/minio apt-deps $(ROOTFS) ## Install what the tests need (idempotent)
+deps: $(TOOLS_BIN)/conformance $(TOOLS_BIN)/minio apt-deps $(ROOTFS) $(ROOTFS_TORCH) ## Install what the tests need (idempotent)
 
 # A Debian root filesystem with python3, the base of the images the tests run in Docker.
 $(ROOTFS):
 	images/rootfs/make-rootfs.sh $@ python3
 
+# The same with Debian's CPU PyTorch: the base of the torchvision-cpu image,
+# the CPU reference the pipeline tests build and train in.
+$(ROOTFS_TORCH):
+	images/rootfs/make-rootfs.sh $@ python3,python3-torch,python3-torchvision,python3-pil,python3-numpy
+
 .PHONY: rootfs
-rootfs: $(ROOTFS) ## Build the Debian python3 root filesystem (debootstrap, about a minute)
+rootfs: $(ROOTFS) $(ROOTFS_TORCH) ## Build the Debian root filesystems (python3; python3 with torch) with debootstrap
 
 # Debian packages the tests run for real: the CNCF registry as a process, and
 # PyTorch for real CPU trainings (for /usr/bin/python3), and pip, whose resolver

@@ -86,17 +86,17 @@ func TestUltralyticsTasks(t *testing.T) {
 }
 
 // TestEntriesNameImageSpecs loads images/frameworks as the image builder
-// does: every entry's framework is a spec there, and the spec serves that
-// framework.
+// does: every entry's image is a spec there, and the spec serves the
+// entry's framework.
 func TestEntriesNameImageSpecs(t *testing.T) {
 	specs, err := imagespec.LoadDir(filepath.Join(repoRoot, "images", "frameworks"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range Default().Models() {
-		s, ok := specs[m.Framework]
+		s, ok := specs[m.ImageSpec()]
 		if !ok {
-			t.Errorf("%s (%s): no image spec %q in images/frameworks", m.Ref(), m.File, m.Framework)
+			t.Errorf("%s (%s): no image spec %q in images/frameworks", m.Ref(), m.File, m.ImageSpec())
 			continue
 		}
 		if s.Framework != m.Framework {
@@ -118,7 +118,7 @@ func TestSourceLayers(t *testing.T) {
 		if m.Source == nil {
 			continue
 		}
-		s := specs[m.Framework]
+		s := specs[m.ImageSpec()]
 		if s == nil {
 			continue // TestEntriesNameImageSpecs reports it
 		}
@@ -172,11 +172,6 @@ func TestEntriesNameAdapters(t *testing.T) {
 	}
 }
 
-// readyWithoutImage are the models ready without their framework image:
-// the end-to-end tests train them with the host's Python (Debian's
-// python3-torch) through the process executor.
-var readyWithoutImage = []string{"torchvision/resnet18"}
-
 var lockRE = regexp.MustCompile(`image (\S+) has no lock file yet \((\S+),`)
 
 // TestStatusFollowsLocks: a model whose image lacks a lock file is
@@ -201,12 +196,13 @@ func TestStatusFollowsLocks(t *testing.T) {
 		}
 	}
 	for _, m := range Default().Models() {
-		gone := missing[m.Framework]
+		img := m.ImageSpec()
+		gone := missing[img]
 		switch {
-		case len(gone) > 0 && m.Ready() && !slices.Contains(readyWithoutImage, m.Ref().String()):
-			t.Errorf("%s is ready, but image %s has no lock file %s", m.Ref(), m.Framework, gone[0])
-		case len(gone) > 0 && !m.Ready() && !strings.Contains(m.Reason, "image "+m.Framework+" has no lock file yet ("+gone[0]+","):
-			t.Errorf("%s: the reason does not say that image %s has no lock file %s: %s", m.Ref(), m.Framework, gone[0], m.Reason)
+		case len(gone) > 0 && m.Ready():
+			t.Errorf("%s is ready, but image %s has no lock file %s", m.Ref(), img, gone[0])
+		case len(gone) > 0 && !m.Ready() && !strings.Contains(m.Reason, "image "+img+" has no lock file yet ("+gone[0]+","):
+			t.Errorf("%s: the reason does not say that image %s has no lock file %s: %s", m.Ref(), img, gone[0], m.Reason)
 		}
 		if sm := lockRE.FindStringSubmatch(m.Reason); sm != nil && !slices.Contains(missing[sm[1]], sm[2]) {
 			t.Errorf("%s: the reason says %s has no lock file %s, but it has: update the entry", m.Ref(), sm[1], sm[2])

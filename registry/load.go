@@ -132,6 +132,7 @@ func merge(d, m Model) Model {
 		return def
 	}
 	m.Framework = pick(m.Framework, d.Framework)
+	m.Image = pick(m.Image, d.Image)
 	m.Adapter = pick(m.Adapter, d.Adapter)
 	m.Description = pick(m.Description, d.Description)
 	m.Task = pick(m.Task, d.Task)
@@ -191,6 +192,9 @@ func checkFields(errs *strictyaml.Errors, at string, m Model) {
 	}
 	if m.Framework != "" && !frameworkRE.MatchString(m.Framework) {
 		errs.Add(field("framework"), "%q is not an image spec name (lower case)", m.Framework)
+	}
+	if m.Image != "" && !frameworkRE.MatchString(m.Image) {
+		errs.Add(field("image"), "%q is not an image spec name (lower case)", m.Image)
 	}
 	oneOf("adapter", m.Adapter, Adapters)
 	oneOf("task", m.Task, Tasks)

@@ -49,6 +49,9 @@ type Model struct {
 	// Framework is the framework image it trains in: an image spec name in
 	// images/frameworks (events.ModelRef.Framework).
 	Framework string `yaml:"framework" json:"framework"`
+	// Image is the image spec it trains in, when not the one named after
+	// its framework (see ImageSpec).
+	Image string `yaml:"image,omitempty" json:"image,omitempty"`
 	// Adapter is the SDK adapter that trains it (one of Adapters).
 	Adapter     string `yaml:"adapter" json:"adapter"`
 	Description string `yaml:"description" json:"description"`
@@ -138,6 +141,15 @@ type Recommended struct {
 // Ref is the model's reference in a job.
 func (m Model) Ref() events.ModelRef {
 	return events.ModelRef{Framework: m.Framework, Name: m.Name}
+}
+
+// ImageSpec is the image spec in images/frameworks the model trains in:
+// Image when set, else the spec named after its framework.
+func (m Model) ImageSpec() string {
+	if m.Image != "" {
+		return m.Image
+	}
+	return m.Framework
 }
 
 // Ready says whether the model can be trained today.
