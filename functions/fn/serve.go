@@ -42,11 +42,20 @@ func Handler(f any) (http.Handler, error) {
 // Serve starts f with cfg and serves it on ln, with func-go's server
 // timeouts (30 s to read and write: handlers answer fast and report long
 // work by event), until ctx ends; then it stops taking requests, lets
-// those in flight finish (up to 30 s) and stops f.
-func Serve(ctx context.Context, ln net.Listener, f Function, cfg map[string]string) error {
+// those in flight finish (up to 30 s) and stops f. extra serves other
+// paths beside the function's (/metrics, say).
+func Serve(ctx context.Context, ln net.Listener, f Function, cfg map[string]string, extra map[string]http.Handler) error {
 	h, err := Handler(f)
 	if err != nil {
 		return err
+	}
+	if len(extra) > 0 {
+		mux := http.NewServeMux()
+		for p, eh := range extra {
+			mux.Handle(p, eh)
+		}
+		mux.Handle("/", h)
+		h = mux
 	}
 	if err := f.Start(ctx, cfg); err != nil {
 		return err

@@ -21,6 +21,7 @@ import (
 	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/vision-platform/vp/events"
 	"github.com/vision-platform/vp/internal/testsupport"
 )
 
@@ -502,4 +503,38 @@ func TestInt_VocabularyValidation(t *testing.T) {
 		t.Fatalf("invalid job.requested = %d, want 400", resp.StatusCode)
 	}
 	mustAccept(t, h.ingress, mkEvent("v2", "com.example.free"))
+}
+
+// TestInt_EventCheck: a check added to the vocabulary's refuses what it
+// names, with a 400 that names the field; events it passes are stored.
+func TestInt_EventCheck(t *testing.T) {
+	testsupport.Integration(t)
+	check := func(e event.Event) []events.FieldError {
+		if strings.HasSuffix(e.Type(), "job.cancelled") && e.Subject() != "job-00000000000000000000" {
+			return []events.FieldError{{Field: "data.jobId", Reason: "no such job"}}
+		}
+		return nil
+	}
+	h := startBroker(t, "", WithVocabularyValidation(true), WithEventCheck(check))
+	mk := func(job string) event.Event {
+		e, err := events.New(context.Background(), "/test", events.JobCancelledData{Job: job})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	mustAccept(t, h.ingress, mk("job-00000000000000000000"))
+	req, err := cehttp.NewHTTPRequestFromEvent(context.Background(), h.ingress, mk("job-11111111111111111111"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `"data.jobId"`) {
+		t.Errorf("POST an event the check refuses = %d %s, want 400 naming data.jobId", resp.StatusCode, body)
+	}
 }

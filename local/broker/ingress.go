@@ -184,6 +184,8 @@ func (b *Broker) validate(evs []event.Event, batch bool) []events.FieldError {
 			var ve *events.ValidationError
 			if err := events.Validate(e); errors.As(err, &ve) {
 				fs = ve.Fields
+			} else if err == nil && b.o.check != nil {
+				fs = b.o.check(e)
 			}
 			fs = append(fs, headerProblems(e)...)
 		} else {

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/rs/zerolog"
+
+	"github.com/vision-platform/vp/events"
 )
 
 // Option configures a Broker.
@@ -21,6 +24,7 @@ type options struct {
 	parallelism int
 	delivery    Delivery
 	validate    bool
+	check       func(event.Event) []events.FieldError
 	syncAlways  bool
 	ackWait     time.Duration
 	log         zerolog.Logger
@@ -141,6 +145,20 @@ func WithDefaultDelivery(d Delivery) Option {
 // is off by default.
 func WithVocabularyValidation(on bool) Option {
 	return func(o *options) error { o.validate = on; return nil }
+}
+
+// WithEventCheck adds check to the ingress's validation of the platform's
+// events (with WithVocabularyValidation): the fields it names are refused
+// with the payload's. vp up checks job.requested against the model catalog
+// here, so that a job for an unknown model is refused where it enters.
+func WithEventCheck(check func(event.Event) []events.FieldError) Option {
+	return func(o *options) error {
+		if check == nil {
+			return errors.New("WithEventCheck: nil check")
+		}
+		o.check = check
+		return nil
+	}
 }
 
 // WithSyncAlways makes the embedded JetStream fsync every write before the
