@@ -253,3 +253,15 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// BuildAgent builds the run agent (vp-agent) into the test's temporary
+// folder and returns its path.
+func BuildAgent(t testing.TB) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "vp-agent")
+	cmd := exec.Command("go", "build", "-o", out, "github.com/vision-platform/vp/images/agent/cmd/vp-agent")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building vp-agent: %v\n%s", err, msg)
+	}
+	return out
+}

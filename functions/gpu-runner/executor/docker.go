@@ -82,7 +82,7 @@ func (d *DockerExecutor) Launch(ctx context.Context, r Run) error {
 		return err
 	}
 	if r.Image == "" {
-		return fmt.Errorf("run %s: no image", r.ID)
+		return fmt.Errorf("%w: run %s: no image", ErrInvalidRun, r.ID)
 	}
 	name := ContainerName(r.ID)
 	found, err := d.exists(ctx, r.ID)

@@ -20,6 +20,11 @@ var (
 	ErrNoKubernetes = errors.New("this binary has no kubernetes executor")
 	// ErrUnknownExecutor is returned by Choose for a mode it does not know.
 	ErrUnknownExecutor = errors.New("unknown executor")
+	// ErrInvalidRun is returned by Launch for a run no executor can
+	// launch as it is: no run.started event, one for another run, no
+	// image where the executor needs one. Launching it again cannot
+	// succeed.
+	ErrInvalidRun = errors.New("invalid run")
 )
 
 // CommandError is a docker command that failed: its arguments, its exit

@@ -45,7 +45,8 @@ type Waiter interface {
 	Wait(ctx context.Context, runID string) (int, error)
 }
 
-// Check makes sure r carries a valid run.started event for its own id.
+// Check makes sure r carries a valid run.started event for its own id; an
+// error wraps ErrInvalidRun.
 func (r Run) Check() error {
 	_, err := r.started()
 	return err
@@ -55,13 +56,13 @@ func (r Run) Check() error {
 func (r Run) started() (events.RunStartedData, error) {
 	var d events.RunStartedData
 	if r.Event.Context == nil {
-		return d, fmt.Errorf("run %s: no run.started event", r.ID)
+		return d, fmt.Errorf("%w: run %s: no run.started event", ErrInvalidRun, r.ID)
 	}
 	if err := events.DecodeInto(r.Event, &d); err != nil {
-		return d, fmt.Errorf("run %s: %w", r.ID, err)
+		return d, fmt.Errorf("%w: run %s: %w", ErrInvalidRun, r.ID, err)
 	}
 	if d.RunID != r.ID {
-		return d, fmt.Errorf("run %s: its event is for run %s", r.ID, d.RunID)
+		return d, fmt.Errorf("%w: run %s: its event is for run %s", ErrInvalidRun, r.ID, d.RunID)
 	}
 	return d, nil
 }

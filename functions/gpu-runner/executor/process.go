@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/vision-platform/vp/events"
 	"github.com/vision-platform/vp/events/sender"
 )
 
@@ -57,12 +59,15 @@ const (
 // nothing and Wait still answers for it; a run older than that is
 // forgotten, and launching its id again starts it again.
 type ProcessExecutor struct {
-	Agent   string   // the vp-agent binary
-	WorkDir string   // each run works in WorkDir/<run id>
-	Slots   int      // concurrent runs (default: one per GPU, or 1)
-	Env     []string // added to every run's environment
-	Grace   time.Duration
-	Log     zerolog.Logger
+	Agent string // the agent command: the vp-agent binary, or one that has it as a subcommand
+	// AgentArgs come before the agent's own flags: Agent /path/to/vp with
+	// AgentArgs ["agent"] runs `vp agent --event FILE --workdir DIR`.
+	AgentArgs []string
+	WorkDir   string   // each run works in WorkDir/<run id>
+	Slots     int      // concurrent runs (default: one per GPU, or 1)
+	Env       []string // added to every run's environment
+	Grace     time.Duration
+	Log       zerolog.Logger
 	// Remember is how many ended runs are remembered (default 1024).
 	Remember int
 	// Source is the CloudEvents source of the run.finished the executor
@@ -180,6 +185,15 @@ func (p *ProcessExecutor) scheduleLocked() {
 			p.Log.Error().Err(err).Str("run", pr.r.ID).Msg("starting run")
 			p.releaseLocked(pr)
 			p.endLocked(pr, 0, err)
+			// Its agent never ran to report it: the executor sends the
+			// run's one ending, as for a run cancelled while queued.
+			go func(r Run, reason string) {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				if err := p.sendEnding(ctx, r, events.StatusFailed, reason); err != nil {
+					p.Log.Error().Err(err).Str("run", r.ID).Msg("reporting a run that could not start")
+				}
+			}(pr.r, ReasonNotStarted+": "+err.Error())
 		}
 	}
 }
@@ -197,7 +211,8 @@ func (p *ProcessExecutor) start(pr *procRun) error {
 	if err := os.WriteFile(evFile, b, 0o644); err != nil {
 		return fmt.Errorf("writing the run.started event: %w", err)
 	}
-	cmd := exec.Command(p.Agent, "--event", evFile, "--workdir", dir)
+	args := append(append([]string(nil), p.AgentArgs...), "--event", evFile, "--workdir", dir)
+	cmd := exec.Command(p.Agent, args...)
 	cmd.Env = append(append(append(os.Environ(), p.Env...), pr.r.Env...), "CUDA_VISIBLE_DEVICES="+strings.Join(pr.gpus, ","))
 	logf, err := os.Create(filepath.Join(dir, "agent.log"))
 	if err != nil {
@@ -280,7 +295,7 @@ func (p *ProcessExecutor) Cancel(ctx context.Context, runID string) error {
 		p.endLocked(pr, 143, nil)
 		p.mu.Unlock()
 		p.Log.Info().Str("run", runID).Msg("queued run cancelled")
-		if err := p.sendCancelled(ctx, pr.r); err != nil {
+		if err := p.sendEnding(ctx, pr.r, events.StatusCancelled, ReasonCancelledQueued); err != nil {
 			return fmt.Errorf("reporting cancelled run %s: %w", runID, err)
 		}
 		return nil
@@ -359,4 +374,35 @@ func (p *ProcessExecutor) Table() (active, remembered int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.runs), len(p.ended)
+}
+
+// Shutdown drops the queued runs and kills the running agents (their
+// process groups, at once, so that none reports the run as ended), for a
+// host going down that will launch them again when it comes back: a run
+// relaunched with its id resumes from its last checkpoint. It returns the
+// ids of the runs it interrupted, and the executor takes no runs after it.
+func (p *ProcessExecutor) Shutdown() []string {
+	p.mu.Lock()
+	var ids []string
+	var running []*procRun
+	for id, pr := range p.runs {
+		ids = append(ids, id)
+		if !pr.queued && pr.cmd != nil && pr.cmd.Process != nil {
+			running = append(running, pr)
+		}
+	}
+	p.queue = nil
+	p.Slots = -1 // nothing starts any more
+	p.mu.Unlock()
+	for _, pr := range running {
+		if err := syscall.Kill(-pr.cmd.Process.Pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+			p.Log.Error().Err(err).Str("run", pr.r.ID).Msg("interrupting a run")
+		}
+		<-pr.done
+	}
+	sort.Strings(ids)
+	if len(ids) > 0 {
+		p.Log.Info().Strs("runs", ids).Msg("runs interrupted: they resume when relaunched")
+	}
+	return ids
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -453,5 +454,38 @@ func TestInt_ProcessRunsRealTraining(t *testing.T) {
 	}
 	if active, remembered := p.Table(); active != 0 || remembered != 1 {
 		t.Errorf("table holds %d runs and remembers %d; want 0 and 1", active, remembered)
+	}
+}
+
+// TestProcessShutdownInterrupts: Shutdown kills the running agents at once
+// (no SIGTERM: the stand-in would write "cancelled"), drops the queued runs
+// without an ending, and starts nothing afterwards.
+func TestProcessShutdownInterrupts(t *testing.T) {
+	p, dir := newProcess(t, standIn(t))
+	sink := testsupport.NewSink(t, events.Validate)
+	ctx := context.Background()
+	for _, id := range []string{"a", "b", "c"} {
+		r := runOf(t, id, 1)
+		r.Env = []string{"K_SINK=" + sink.URL}
+		if err := p.Launch(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	contentOf(t, filepath.Join(dir, "a", "gpus"))
+	contentOf(t, filepath.Join(dir, "b", "gpus"))
+	got := p.Shutdown()
+	if want := []string{"a", "b", "c"}; !slices.Equal(got, want) {
+		t.Errorf("Shutdown() = %v, want %v", got, want)
+	}
+	for _, id := range []string{"a", "b"} {
+		if _, err := os.Stat(filepath.Join(dir, id, "cancelled")); !os.IsNotExist(err) {
+			t.Errorf("run %s saw SIGTERM (%v): Shutdown must not make agents report", id, err)
+		}
+	}
+	if n := len(sink.OfType(string(events.RunFinished))); n != 0 {
+		t.Errorf("Shutdown sent %d run.finished, want none", n)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "c", "starts")); !os.IsNotExist(err) {
+		t.Errorf("the queued run started after Shutdown (%v)", err)
 	}
 }

@@ -13,19 +13,33 @@ import (
 	"github.com/vision-platform/vp/events/sender"
 )
 
-// ReasonCancelledQueued is the reason of the run.finished of a run
-// cancelled before it started.
-const ReasonCancelledQueued = "cancelled while queued: the run never started"
+// Reasons of the run.finished the process executor sends itself, for a
+// run whose agent never started.
+const (
+	// ReasonCancelledQueued: the run was cancelled before it started.
+	ReasonCancelledQueued = "cancelled while queued: the run never started"
+	// ReasonNotStarted begins the reason of a run whose agent could not be
+	// started; the error follows.
+	ReasonNotStarted = "the run agent could not be started"
+)
 
 // Cancelled is the run.finished (cancelled) of r, a run cancelled before
 // its agent started: it answers r's run.started within its trace and has
 // the deterministic id of r's ending, so it is the one ending of the run.
 func Cancelled(r Run, source string) (event.Event, error) {
+	return Ending(r, source, events.StatusCancelled, ReasonCancelledQueued)
+}
+
+// Ending is the run.finished of r with status and reason, for a run whose
+// agent never started to send it: it answers r's run.started within its
+// trace and has the deterministic id of r's ending, so it is the one
+// ending of the run.
+func Ending(r Run, source, status, reason string) (event.Event, error) {
 	d, err := r.started()
 	if err != nil {
 		return event.Event{}, err
 	}
-	fin := events.RunFinishedData{Job: d.Job.ID, RunID: r.ID, Status: events.StatusCancelled, Reason: ReasonCancelledQueued}
+	fin := events.RunFinishedData{Job: d.Job.ID, RunID: r.ID, Status: status, Reason: reason}
 	e, err := events.Next(r.Event, source, fin)
 	if err != nil {
 		return event.Event{}, fmt.Errorf("making run.finished of run %s: %w", r.ID, err)
@@ -33,16 +47,16 @@ func Cancelled(r Run, source string) (event.Event, error) {
 	return e, nil
 }
 
-// sendCancelled sends r's run.finished (cancelled) through the executor's
-// Sender, or where r's agent would have sent it: the K_SINK of its
-// environment, with the platform's retry policy. Without either the event
-// is logged, as the agent prints it.
-func (p *ProcessExecutor) sendCancelled(ctx context.Context, r Run) error {
+// sendEnding sends r's run.finished with status and reason through the
+// executor's Sender, or where r's agent would have sent it: the K_SINK of
+// its environment, with the platform's retry policy. Without either the
+// event is logged, as the agent prints it.
+func (p *ProcessExecutor) sendEnding(ctx context.Context, r Run, status, reason string) error {
 	source := p.Source
 	if source == "" {
 		source = DefaultSource
 	}
-	e, err := Cancelled(r, source)
+	e, err := Ending(r, source, status, reason)
 	if err != nil {
 		return err
 	}

@@ -74,7 +74,7 @@ func (k *Executor) Manifests(r executor.Run) (*batchv1.Job, *corev1.Secret, erro
 		return nil, nil, err
 	}
 	if r.Image == "" {
-		return nil, nil, fmt.Errorf("run %s: no image", r.ID)
+		return nil, nil, fmt.Errorf("%w: run %s: no image", executor.ErrInvalidRun, r.ID)
 	}
 	ev, err := json.Marshal(r.Event)
 	if err != nil {
