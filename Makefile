@@ -110,6 +110,10 @@ bench-broker: ## Broker throughput (1 and 8 triggers, CPU per event) and latency
 	$(GO) test ./local/broker -run '^$$' -bench 'BenchmarkThroughput' -benchtime 20000x -count $${COUNT:-3}
 	$(GO) test ./local/broker -run '^$$' -bench 'BenchmarkLatency' -benchtime 5000x -count $${COUNT:-3}
 
+.PHONY: bench-pipeline
+bench-pipeline: deps ## Upload to run.started with a cached image (p50/p99 over 20 uploads, each hop), and 100 datasets by 16 clients
+	$(GO) test ./local/up -run '^$$' -bench BenchmarkUploadToRunStarted -benchtime 1x -timeout 20m -v
+
 .PHONY: bench-images
 bench-images: deps ## Image builds: 1 GiB wheel cold/warm, sharing ratio, beside sha256+gzip and docker build
 	$(GO) test ./images/assemble -run '^$$' -bench BenchmarkImages -benchtime 1x -timeout 30m -v

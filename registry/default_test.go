@@ -190,7 +190,10 @@ func TestStatusFollowsLocks(t *testing.T) {
 			}
 			p := s.Resolve(l.Wheels.Lock)
 			if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
-				rel, _ := filepath.Rel(repoRoot, p)
+				rel, err := filepath.Rel(repoRoot, p)
+				if err != nil {
+					t.Fatal(err)
+				}
 				missing[name] = append(missing[name], filepath.ToSlash(rel))
 			}
 		}

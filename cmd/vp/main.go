@@ -1,4 +1,3 @@
-// Command vp is the Vision Platform command-line tool.
 package main
 
 import (
@@ -12,8 +11,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := commands.New().ExecuteContext(ctx); err != nil {
-		os.Exit(1)
-	}
+	err := commands.New().ExecuteContext(ctx)
+	stop()
+	os.Exit(commands.ExitCode(err))
 }

@@ -64,7 +64,10 @@ func (e *env) request(t *testing.T, runID, model string, epochs int) event.Event
 }
 
 func (e *env) config(t *testing.T) Config {
-	wd, _ := os.Getwd()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
 	return Config{
 		Store: objstore.FromMinIO(e.m.Client), Sink: &Sink{URL: e.sink.URL}, WorkDir: t.TempDir(),
 		Python: testsupport.Python, Env: []string{"PYTHONPATH=" + filepath.Join(wd, "..", "python"), "OMP_NUM_THREADS=2"},
@@ -202,7 +205,7 @@ func TestInt_RunCancelledThenResumed(t *testing.T) {
 		t.Fatal(err)
 	}
 	epochDone := strings.TrimSpace(out)
-	req2 := e.request(t, "run-pre", "resnet18", atoi(epochDone)+1)
+	req2 := e.request(t, "run-pre", "resnet18", atoi(t, epochDone)+1)
 	fin, err = Run(context.Background(), cfg, req2)
 	if err != nil || fin.Status != events.StatusSucceeded {
 		t.Fatalf("resumed run = %+v, %v", fin, err)
@@ -236,7 +239,10 @@ func TestInt_RunStoreUnreachable(t *testing.T) {
 }
 
 func readObject(t *testing.T, c *minio.Client, uri string) string {
-	u, _ := objstore.ParseURI(uri)
+	u, err := objstore.ParseURI(uri)
+	if err != nil {
+		t.Fatal(err)
+	}
 	obj, err := c.GetObject(context.Background(), u.Bucket, u.Key, minio.GetObjectOptions{})
 	if err != nil {
 		t.Fatal(err)

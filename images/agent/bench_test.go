@@ -45,8 +45,13 @@ func BenchmarkDownload(b *testing.B) {
 		}
 		prefix := s.name + "/"
 		m.PutDir(b, dir, "datasets", prefix)
-		m.Client.PutObject(context.Background(), "datasets", prefix+ManifestName, bytes.NewReader(manifest), int64(len(manifest)), minio.PutObjectOptions{})
-		mf, _ := ParseManifest(manifest)
+		if _, err := m.Client.PutObject(context.Background(), "datasets", prefix+ManifestName, bytes.NewReader(manifest), int64(len(manifest)), minio.PutObjectOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		mf, err := ParseManifest(manifest)
+		if err != nil {
+			b.Fatal(err)
+		}
 		total := float64(s.files * s.size)
 		b.Run(s.name+"/plain-GetObject", func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
@@ -57,8 +62,13 @@ func BenchmarkDownload(b *testing.B) {
 						b.Fatal(err)
 					}
 					dst := filepath.Join(out, f.Path)
-					os.MkdirAll(filepath.Dir(dst), 0o755)
-					fh, _ := os.Create(dst)
+					if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+						b.Fatal(err)
+					}
+					fh, err := os.Create(dst)
+					if err != nil {
+						b.Fatal(err)
+					}
 					if _, err := io.Copy(fh, obj); err != nil {
 						b.Fatal(err)
 					}

@@ -4,6 +4,7 @@ import (
 	"os"
 	osexec "os/exec"
 	"strconv"
+	"testing"
 )
 
 func runCmd(bin string, env []string, args ...string) (string, error) {
@@ -13,4 +14,11 @@ func runCmd(bin string, env []string, args ...string) (string, error) {
 	return string(out), err
 }
 
-func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatalf("%q is not a number: %v", s, err)
+	}
+	return n
+}

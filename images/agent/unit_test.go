@@ -18,9 +18,14 @@ func TestLoadRequestSources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := json.Marshal(e)
+	b, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
 	file := filepath.Join(t.TempDir(), "event")
-	os.WriteFile(file, b, 0o644)
+	if err := os.WriteFile(file, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	got, err := LoadRequest(file, nil)
 	if err != nil || got.ID() != e.ID() {
 		t.Errorf("from a file: %v, %v", got.ID(), err)

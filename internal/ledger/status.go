@@ -209,19 +209,22 @@ func (s *JobStatus) addEntry(e Entry) {
 // DatasetStatus is a dataset version's state: uploaded (with the jobs
 // requested on it) or rejected (with every reason).
 type DatasetStatus struct {
-	Bucket    string              `json:"bucket"`
-	Prefix    string              `json:"prefix"`
-	Name      string              `json:"name,omitempty"`
-	State     string              `json:"state"` // uploaded | rejected
-	Digest    string              `json:"digest,omitempty"`
-	Task      string              `json:"task,omitempty"`
-	Format    string              `json:"format,omitempty"`
-	Files     int                 `json:"files,omitempty"`
-	Bytes     int64               `json:"bytes,omitempty"`
-	Reasons   []events.FieldError `json:"reasons,omitempty"`
-	Jobs      []string            `json:"jobs,omitempty"`
-	Updated   time.Time           `json:"updated"`
-	EventIDs  []string            `json:"eventIds"`
+	Bucket  string              `json:"bucket"`
+	Prefix  string              `json:"prefix"`
+	Name    string              `json:"name,omitempty"`
+	State   string              `json:"state"` // uploaded | rejected
+	Digest  string              `json:"digest,omitempty"`
+	Task    string              `json:"task,omitempty"`
+	Format  string              `json:"format,omitempty"`
+	Files   int                 `json:"files,omitempty"`
+	Bytes   int64               `json:"bytes,omitempty"`
+	Reasons []events.FieldError `json:"reasons,omitempty"`
+	Jobs    []string            `json:"jobs,omitempty"`
+	// Uploaded is when dataset-intake found the version complete (the
+	// time of dataset.uploaded).
+	Uploaded  time.Time `json:"uploaded,omitzero"`
+	Updated   time.Time `json:"updated"`
+	EventIDs  []string  `json:"eventIds"`
 	lastEvent time.Time
 }
 
@@ -277,6 +280,9 @@ func (s *DatasetStatus) Apply(e event.Event, p events.Payload) {
 		// again is uploaded.
 		if t := e.Time().UTC(); !t.Before(s.lastEvent) || s.State == "" {
 			s.State, s.lastEvent, s.Reasons = "uploaded", t, nil
+		}
+		if t := e.Time().UTC(); s.Uploaded.IsZero() || t.Before(s.Uploaded) {
+			s.Uploaded = t
 		}
 	case *events.DatasetRejectedData:
 		s.Bucket = d.Bucket

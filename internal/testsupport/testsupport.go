@@ -1,5 +1,3 @@
-// Package testsupport starts the real servers integration tests use (the
-// MinIO server as a process of its own) and makes their small data sets.
 package testsupport
 
 import (

@@ -1,0 +1,2 @@
+// Command vp is the Vision Platform command-line tool.
+package main
