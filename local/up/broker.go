@@ -8,7 +8,10 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/rs/zerolog"
+
+	"github.com/vision-platform/vp/events"
 
 	"github.com/vision-platform/vp/local/broker"
 	"github.com/vision-platform/vp/local/ociregistry"
@@ -32,6 +35,8 @@ type BrokerConfig struct {
 	MaxConns       int
 	MaxConnsPerIP  int
 	MaxHeaderBytes int
+	// Check adds to the vocabulary's validation at the ingress.
+	Check func(event.Event) []events.FieldError
 }
 
 func (c BrokerConfig) options(log zerolog.Logger) ([]broker.Option, error) {
@@ -75,6 +80,9 @@ func (c BrokerConfig) options(log zerolog.Logger) ([]broker.Option, error) {
 	}
 	if c.MaxHeaderBytes != 0 {
 		opts = append(opts, broker.WithMaxHeaderBytes(c.MaxHeaderBytes))
+	}
+	if c.Check != nil {
+		opts = append(opts, broker.WithEventCheck(c.Check))
 	}
 	for _, b := range c.Brokers {
 		opts = append(opts, broker.WithBroker(b))

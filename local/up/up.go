@@ -2,23 +2,38 @@ package up
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
+	"text/tabwriter"
+	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vision-platform/vp/events"
+	"github.com/vision-platform/vp/functions/fn"
+	"github.com/vision-platform/vp/functions/funcyaml"
+	"github.com/vision-platform/vp/internal/ledger"
 	"github.com/vision-platform/vp/local/broker"
+	"github.com/vision-platform/vp/local/minio"
 	"github.com/vision-platform/vp/local/ociregistry"
+	"github.com/vision-platform/vp/registry"
+)
+
+// Buckets vp up makes in its MinIO.
+const (
+	DatasetsBucket = "datasets" // uploads here train models (MinIO's webhook tells dataset-intake)
+	RunsBucket     = "runs"     // each run's outputs: weights, metrics, checkpoints, log
 )
 
 // Config is what `vp up` runs.
@@ -33,8 +48,37 @@ type Config struct {
 	// RegistryAddr is where the embedded OCI registry listens (default
 	// 127.0.0.1:5000).
 	RegistryAddr string
+	// MinIOAddr and MinIOConsoleAddr are where the MinIO server listens
+	// (default 127.0.0.1:9000 and :9001).
+	MinIOAddr, MinIOConsoleAddr string
+	// MinIOBinary is the MinIO server (default: on PATH or in the tool
+	// cache, where make deps puts it).
+	MinIOBinary string
+	// FunctionsHost and FunctionsPort place the functions: each on its own
+	// port from FunctionsPort up (default 127.0.0.1, 8090; a negative port:
+	// any free ports).
+	FunctionsHost string
+	FunctionsPort int
+	// Specs is the folder of framework image specs (default
+	// images/frameworks, from the repository's root).
+	Specs string
+	// ImageCache is the image builder's layer cache (default
+	// ~/.cache/vision-platform/images).
+	ImageCache string
+	// Executor runs the trainings: process (the default), docker or auto.
+	Executor string
+	// Agent is the run agent's command for the process executor: a path,
+	// or "self" for this program's `vp agent` (the default).
+	Agent string
+	// Python is the interpreter the process executor's agent trains with
+	// (default /usr/bin/python3, with Debian's python3-torch), and SDK the
+	// folder holding the training SDK (default images/python).
+	Python, SDK string
 	// TriggersFile adds triggers to the platform's own.
 	TriggersFile string
+	// Out receives the summary of addresses and credentials (default
+	// standard error).
+	Out io.Writer
 }
 
 // DefaultDataDir is where `vp up` keeps its state unless told otherwise.
@@ -49,48 +93,122 @@ func DefaultDataDir() string {
 	return filepath.Join(home, ".local", "share", "vision-platform")
 }
 
-// Run starts the local platform and blocks until ctx ends. Today that is
-// the broker, the embedded OCI registry, and an event display subscribed to
-// every event (Knative's event-display, for watching the flow); the
-// functions join as they land.
-func Run(ctx context.Context, c Config, log zerolog.Logger) error {
-	if c.DataDir == "" {
-		c.DataDir = DefaultDataDir()
+func (c *Config) defaults() {
+	def := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
 	}
-	if c.BrokerAddr == "" {
-		c.BrokerAddr = "127.0.0.1:8080"
+	def(&c.DataDir, DefaultDataDir())
+	def(&c.BrokerAddr, "127.0.0.1:8080")
+	def(&c.DisplayAddr, "127.0.0.1:8089")
+	def(&c.RegistryAddr, "127.0.0.1:5000")
+	def(&c.MinIOAddr, "127.0.0.1:9000")
+	def(&c.MinIOConsoleAddr, "127.0.0.1:9001")
+	def(&c.FunctionsHost, "127.0.0.1")
+	def(&c.Specs, filepath.Join("images", "frameworks"))
+	def(&c.SDK, filepath.Join("images", "python"))
+	def(&c.Executor, "process")
+	def(&c.Agent, "self")
+	def(&c.Python, "/usr/bin/python3")
+	if c.FunctionsPort == 0 {
+		c.FunctionsPort = 8090
 	}
-	if c.DisplayAddr == "" {
-		c.DisplayAddr = "127.0.0.1:8089"
+	if c.Out == nil {
+		c.Out = os.Stderr
 	}
-	if c.RegistryAddr == "" {
-		c.RegistryAddr = "127.0.0.1:5000"
+}
+
+// Problem is a setup problem vp up reports as what to do, not as a trace.
+type Problem struct {
+	What, Fix string
+	Err       error
+}
+
+func (p *Problem) Error() string {
+	s := p.What
+	if p.Err != nil {
+		s += ": " + p.Err.Error()
 	}
-	regLn, err := net.Listen("tcp", c.RegistryAddr)
+	if p.Fix != "" {
+		s += "\n  → " + p.Fix
+	}
+	return s
+}
+
+func (p *Problem) Unwrap() error { return p.Err }
+
+// listen opens addr, or says what to do when it is taken.
+func listen(addr, what, flag string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("registry: listening on %s: %w", c.RegistryAddr, err)
+		return nil, &Problem{What: fmt.Sprintf("%s cannot listen on %s", what, addr), Err: err,
+			Fix: fmt.Sprintf("stop what uses it (another vp up?) or choose another address with %s", flag)}
 	}
-	reg, err := ociregistry.New(ctx, filepath.Join(c.DataDir, "registry"))
+	return ln, nil
+}
+
+// Run starts the local platform and blocks until ctx ends: the broker, the
+// embedded OCI registry, a MinIO server with its buckets and its webhook
+// to dataset-intake, every function on its own port subscribed through
+// triggers made from its func.yaml, and an event display subscribed to
+// every event. Stopping (ctx ends) stops them all; state under DataDir
+// survives, so a second Run resumes where the first stopped.
+func Run(ctx context.Context, c Config, log zerolog.Logger) error {
+	c.defaults()
+	if err := os.MkdirAll(c.DataDir, 0o755); err != nil {
+		return &Problem{What: "cannot make the data folder " + c.DataDir, Err: err, Fix: "choose another with --data"}
+	}
+	creds, err := loadCredentials(c.DataDir)
 	if err != nil {
 		return err
 	}
-	displayLn, err := net.Listen("tcp", c.DisplayAddr)
-	if err != nil {
-		return fmt.Errorf("event display: listening on %s: %w", c.DisplayAddr, err)
+	if err := preflight(ctx, c); err != nil {
+		return err
 	}
-	trs, err := broker.ParseTriggers("vp up (built in)", []byte(fmt.Sprintf(`
-apiVersion: eventing.knative.dev/v1
-kind: Trigger
-metadata:
-  name: event-display
-spec:
-  broker: default
-  subscriber:
-    uri: http://%s/
-  delivery:
-    retry: 3
-    backoffDelay: PT0.2S
-`, displayLn.Addr())))
+	var closers []io.Closer
+	defer func() {
+		for _, cl := range closers {
+			cl.Close()
+		}
+	}()
+	regLn, err := listen(c.RegistryAddr, "the OCI registry", "--registry-addr")
+	if err != nil {
+		return err
+	}
+	closers = append(closers, regLn)
+	displayLn, err := listen(c.DisplayAddr, "the event display", "--display-addr")
+	if err != nil {
+		return err
+	}
+	closers = append(closers, displayLn)
+	// The broker listens itself; check its address is free now.
+	if ln, err := listen(c.BrokerAddr, "the broker", "--broker-addr"); err != nil {
+		return err
+	} else {
+		ln.Close()
+	}
+	fns, err := c.functions(creds, log)
+	if err != nil {
+		return err
+	}
+	for i := range fns {
+		addr := fmt.Sprintf("%s:%d", c.FunctionsHost, c.FunctionsPort+i)
+		if c.FunctionsPort < 0 {
+			addr = c.FunctionsHost + ":0" // any free port (tests)
+		}
+		ln, err := listen(addr, "function "+fns[i].name, "--functions-port")
+		if err != nil {
+			return err
+		}
+		closers = append(closers, ln)
+		fns[i].ln = ln
+	}
+	trs, err := triggers(fns, displayLn.Addr().String())
+	if err != nil {
+		return err
+	}
+	reg, err := ociregistry.New(ctx, filepath.Join(c.DataDir, "registry"))
 	if err != nil {
 		return err
 	}
@@ -100,86 +218,188 @@ spec:
 		Triggers:           trs,
 		Addr:               c.BrokerAddr,
 		ValidateVocabulary: true,
+		Check:              catalogCheck(registry.Default()),
 	}
 	log.Info().Str("data", c.DataDir).Msg("starting the local platform")
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return RunBroker(ctx, bc, log.With().Str("component", "broker").Logger()) })
+	// MinIO first: the functions read and write it from their start. Its
+	// webhook keeps what it cannot deliver in its queue folder until
+	// dataset-intake answers.
+	mctx, stopMinIO := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopMinIO()
+	ms, err := minio.Start(mctx, minio.Config{
+		Binary: c.MinIOBinary, DataDir: filepath.Join(c.DataDir, "minio"),
+		Addr: c.MinIOAddr, ConsoleAddr: c.MinIOConsoleAddr,
+		User: creds.MinIOUser, Password: creds.MinIOPassword,
+		Webhooks: []minio.Webhook{{ID: "vp", Endpoint: "http://" + fns[0].ln.Addr().String() + "/", Token: creds.IntakeToken,
+			QueueDir: filepath.Join(c.DataDir, "minio-webhook-queue")}},
+		Buckets: []minio.Bucket{{Name: DatasetsBucket, Notify: "vp"}, {Name: RunsBucket}, {Name: ledger.DefaultBucket}},
+	})
+	if err != nil {
+		return &Problem{What: "MinIO did not start", Err: err, Fix: "run make deps (it installs the MinIO server), or free " + c.MinIOAddr + " and " + c.MinIOConsoleAddr + " (--minio-addr, --minio-console-addr)"}
+	}
+	defer ms.Stop()
+	log.Info().Str("addr", c.MinIOAddr).Msg("MinIO ready")
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return RunBroker(gctx, bc, log.With().Str("component", "broker").Logger()) })
 	g.Go(func() error {
 		rlog := log.With().Str("component", "registry").Logger()
 		rlog.Info().Str("addr", regLn.Addr().String()).Msg("OCI registry listening")
-		return reg.Serve(ctx, regLn)
+		return reg.Serve(gctx, regLn)
 	})
 	g.Go(func() error {
 		dlog := log.With().Str("component", "event-display").Logger()
 		dlog.Info().Str("addr", "http://"+displayLn.Addr().String()).Msg("event display listening")
-		return serve(ctx, displayLn, EventDisplay(dlog), dlog)
+		return serve(gctx, displayLn, EventDisplay(dlog), dlog)
 	})
-	return g.Wait()
-}
-
-// displayKeep is how many of the latest events the display answers GET with.
-const displayKeep = 200
-
-// EventDisplay logs every CloudEvent it receives, one line each, as
-// Knative's event-display does, and answers GET with the latest ones
-// (up to 200, oldest first) as a JSON array of structured-mode events.
-func EventDisplay(log zerolog.Logger) http.Handler {
-	var mu sync.Mutex
-	var recent []event.Event
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch r.Method {
-		case http.MethodGet, http.MethodHead:
-			mu.Lock()
-			out := append([]event.Event{}, recent...)
-			mu.Unlock()
-			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(out)
-			return
-		case http.MethodPost:
-		default:
-			w.Header().Set("Allow", "GET, POST")
-			broker.WriteError(w, http.StatusMethodNotAllowed, "method not allowed",
-				events.FieldError{Field: "method", Reason: "use POST to send an event, GET to list the latest"})
-			return
+	for _, f := range fns {
+		g.Go(func() error {
+			f.log.Info().Str("addr", "http://"+f.ln.Addr().String()).Msg("function listening")
+			err := fn.Serve(gctx, f.ln, f.f, f.cfg, map[string]http.Handler{"/metrics": promhttp.HandlerFor(f.metrics, promhttp.HandlerOpts{})})
+			if err != nil {
+				return fmt.Errorf("function %s: %w", f.name, err)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		if err := waitReady(gctx, "http://"+c.BrokerAddr+"/readyz"); err != nil {
+			return nil // stopping
 		}
-		e, err := cehttp.NewEventFromHTTPRequest(r)
-		if err != nil {
-			broker.WriteError(w, http.StatusBadRequest, "not a CloudEvent", events.FieldError{Field: "body", Reason: err.Error()})
-			return
-		}
-		l := log.Info().Str("id", e.ID()).Str("type", e.Type()).Str("source", e.Source())
-		if s := e.Subject(); s != "" {
-			l = l.Str("subject", s)
-		}
-		for k, v := range e.Extensions() {
-			if k == "jobid" || k == "traceparent" || strings.HasPrefix(k, "knativeerror") {
-				l = l.Interface(k, v)
+		for _, f := range fns {
+			if err := waitReady(gctx, "http://"+f.ln.Addr().String()+"/health/readiness"); err != nil {
+				return nil
 			}
 		}
-		l.RawJSON("data", jsonOrString(e.Data())).Msg("event")
-		mu.Lock()
-		if len(recent) == displayKeep {
-			recent = append(recent[:0], recent[1:]...)
+		c.summary(creds, fns, displayLn.Addr().String())
+		select {
+		case <-gctx.Done():
+			return nil
+		case <-ms.Done():
+			return fmt.Errorf("MinIO exited: %s", ms.Output())
 		}
-		recent = append(recent, *e)
-		mu.Unlock()
-		w.WriteHeader(http.StatusAccepted)
 	})
+	err = g.Wait()
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
 }
 
-func jsonOrString(b []byte) []byte {
-	if len(b) == 0 {
-		return []byte("null")
-	}
-	for _, c := range b {
-		if c == ' ' || c == '\n' || c == '\t' || c == '\r' {
-			continue
+// catalogCheck refuses, at the broker's ingress, a job.requested the
+// catalog refuses (an unknown model, an image size the model can't take):
+// a job is refused where it enters, not at run time.
+func catalogCheck(c *registry.Catalog) func(event.Event) []events.FieldError {
+	return func(e event.Event) []events.FieldError {
+		if events.Type(e.Type()) != events.JobRequested {
+			return nil
 		}
-		if c == '{' || c == '[' || c == '"' {
-			return b
+		var j events.JobRequestedData
+		if err := events.DecodeInto(e, &j); err != nil {
+			return nil // the vocabulary's check names it
 		}
-		break
+		probs := c.CheckJob(j)
+		for i := range probs {
+			probs[i].Field = "data." + probs[i].Field
+		}
+		return probs
 	}
-	q := fmt.Sprintf("%q", b)
-	return []byte(q)
+}
+
+// waitReady polls url until it answers 200, or ctx ends.
+func waitReady(ctx context.Context, url string) error {
+	client := &http.Client{Timeout: time.Second}
+	for {
+		resp, err := client.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// preflight checks what the platform needs before anything starts.
+func preflight(ctx context.Context, c Config) error {
+	if _, err := os.Stat(c.Specs); err != nil {
+		return &Problem{What: "no image specs at " + c.Specs, Err: err, Fix: "run vp up from the repository's root (make up does), or pass --specs"}
+	}
+	if c.MinIOBinary == "" {
+		if _, err := minio.Find(); err != nil {
+			return &Problem{What: "the MinIO server is missing", Fix: "run make deps: it builds the MinIO server into ~/.cache/vision-platform/bin"}
+		}
+	}
+	if c.Executor == "process" {
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if out, err := exec.CommandContext(cctx, c.Python, "-c", "import torch, torchvision, PIL").CombinedOutput(); err != nil {
+			return &Problem{What: fmt.Sprintf("the process executor trains with %s, which cannot import torch, torchvision and PIL", c.Python),
+				Err: fmt.Errorf("%v: %s", err, lastLine(string(out))),
+				Fix: "run make deps (it installs Debian's python3-torch, python3-torchvision and python3-pil), or pass --python, or --executor docker"}
+		}
+		if _, err := os.Stat(filepath.Join(c.SDK, "vp_sdk")); err != nil {
+			return &Problem{What: "no training SDK at " + c.SDK, Err: err, Fix: "run vp up from the repository's root, or pass --sdk"}
+		}
+	}
+	return nil
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
+
+// platformFunction is one function vp up runs.
+type platformFunction struct {
+	name    string
+	spec    *funcyaml.Function
+	f       fn.Function
+	cfg     map[string]string
+	metrics *prometheus.Registry
+	log     zerolog.Logger
+	ln      net.Listener
+}
+
+// triggers makes the broker's triggers: one per subscription of each
+// function's func.yaml, and the event display's.
+func triggers(fns []platformFunction, display string) ([]broker.Trigger, error) {
+	var b strings.Builder
+	for _, f := range fns {
+		for i, s := range f.spec.Deploy.Subscriptions {
+			fmt.Fprintf(&b, "---\napiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata:\n  name: %s\nspec:\n  broker: %s\n", f.spec.TriggerName(i), s.Source)
+			if len(s.Filters) > 0 {
+				b.WriteString("  filter:\n    attributes:\n")
+				for _, k := range sortedKeys(s.Filters) {
+					fmt.Fprintf(&b, "      %s: %q\n", k, s.Filters[k])
+				}
+			}
+			fmt.Fprintf(&b, "  subscriber:\n    uri: http://%s/\n", f.ln.Addr())
+		}
+	}
+	fmt.Fprintf(&b, "---\napiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata:\n  name: event-display\nspec:\n  broker: default\n  subscriber:\n    uri: http://%s/\n  delivery:\n    retry: 3\n    backoffDelay: PT0.2S\n", display)
+	return broker.ParseTriggers("vp up (from the functions' func.yaml)", []byte(b.String()))
+}
+
+// summary prints where everything is and the credentials.
+func (c Config) summary(creds Credentials, fns []platformFunction, display string) {
+	w := tabwriter.NewWriter(c.Out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "\nVision Platform is up (data in %s). Ctrl-C stops it.\n\n", c.DataDir)
+	fmt.Fprintf(w, "broker ingress\thttp://%s/default/default\n", c.BrokerAddr)
+	fmt.Fprintf(w, "MinIO (S3 API)\thttp://%s\tuser %s\tpassword %s\n", c.MinIOAddr, creds.MinIOUser, creds.MinIOPassword)
+	fmt.Fprintf(w, "  buckets\t%s (uploads train), %s, %s\n", DatasetsBucket, RunsBucket, ledger.DefaultBucket)
+	fmt.Fprintf(w, "OCI registry\t%s\n", c.RegistryAddr)
+	fmt.Fprintf(w, "event display\thttp://%s\n", display)
+	for _, f := range fns {
+		fmt.Fprintf(w, "%s\thttp://%s\t/metrics\n", f.name, f.ln.Addr())
+	}
+	fmt.Fprintf(w, "\nTry: mc cp -r ./cats vp/%s/cats/ (a folder with a dataset.yaml), or vp emit --type %s ...\n", DatasetsBucket, "dev.visionplatform.job.requested")
+	w.Flush()
 }

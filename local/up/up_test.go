@@ -67,7 +67,9 @@ func TestInt_Up(t *testing.T) {
 	}
 	bad := e.Clone()
 	bad.SetID("bad-1")
-	_ = bad.SetData(events.ContentType, map[string]any{"bucket": "datasets"})
+	if err := bad.SetData(events.ContentType, map[string]any{"bucket": "datasets"}); err != nil {
+		t.Fatal(err)
+	}
 	var he *emit.HTTPError
 	if err := emit.Send(ctx, ingress, bad, false); !errors.As(err, &he) || he.Status != 400 || !strings.Contains(he.Body, "data.digest") {
 		t.Errorf("sending an invalid dataset.uploaded: %v; want 400 naming data.digest", err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	zlog "github.com/rs/zerolog/log"
 	"github.com/spf13/cobra"
 )
 
@@ -46,4 +47,13 @@ func (rf *rootFlags) logger(w io.Writer) (zerolog.Logger, error) {
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
 }
 
-func stderrLogger(rf *rootFlags) (zerolog.Logger, error) { return rf.logger(os.Stderr) }
+// stderrLogger is the command's logger. The package-level zerolog logger,
+// which knative.dev/func-go logs through, gets the same output at warn
+// level: its start-up chatter stays out of vp up's log.
+func stderrLogger(rf *rootFlags) (zerolog.Logger, error) {
+	l, err := rf.logger(os.Stderr)
+	if err == nil {
+		zlog.Logger = l.Level(max(l.GetLevel(), zerolog.WarnLevel))
+	}
+	return l, err
+}
