@@ -38,11 +38,11 @@ type Webhook struct {
 // ARN is the target's notification ARN.
 func (w Webhook) ARN() string { return "arn:minio:sqs::" + strings.ToUpper(w.ID) + ":webhook" }
 
-// Bucket is a bucket to make, with the webhook (by id) told of every new
-// object in it, when Notify is set.
+// Bucket is a bucket to make, with the webhooks (by id) told of every new
+// object in it.
 type Bucket struct {
 	Name   string
-	Notify string
+	Notify []string
 }
 
 // Config is one server.
@@ -232,21 +232,23 @@ func (s *Server) setup(ctx context.Context, c Config) error {
 				return fmt.Errorf("making bucket %s: %w", b.Name, err)
 			}
 		}
-		if b.Notify == "" {
+		if len(b.Notify) == 0 {
 			continue
 		}
-		arn, ok := arns[b.Notify]
-		if !ok {
-			return fmt.Errorf("bucket %s: no webhook %q", b.Name, b.Notify)
-		}
-		a, err := notification.NewArnFromString(arn)
-		if err != nil {
-			return fmt.Errorf("bucket %s: %w", b.Name, err)
-		}
-		q := notification.NewConfig(a)
-		q.AddEvents(notification.ObjectCreatedAll)
 		cfg := notification.Configuration{}
-		cfg.AddQueue(q)
+		for _, id := range b.Notify {
+			arn, ok := arns[id]
+			if !ok {
+				return fmt.Errorf("bucket %s: no webhook %q", b.Name, id)
+			}
+			a, err := notification.NewArnFromString(arn)
+			if err != nil {
+				return fmt.Errorf("bucket %s: %w", b.Name, err)
+			}
+			q := notification.NewConfig(a)
+			q.AddEvents(notification.ObjectCreatedAll)
+			cfg.AddQueue(q)
+		}
 		if err := s.Client.SetBucketNotification(ctx, b.Name, cfg); err != nil {
 			return fmt.Errorf("setting the notification of bucket %s: %w", b.Name, err)
 		}

@@ -49,7 +49,7 @@ func TestInt_StartWebhookStop(t *testing.T) {
 		Addr: testsupport.FreeAddr(t), ConsoleAddr: testsupport.FreeAddr(t),
 		User: "vp-test", Password: "vp-secret-1",
 		Webhooks: []Webhook{{ID: "vp", Endpoint: hook.URL, Token: "tok", QueueDir: t.TempDir()}},
-		Buckets:  []Bucket{{Name: "datasets", Notify: "vp"}, {Name: "runs"}},
+		Buckets:  []Bucket{{Name: "datasets", Notify: []string{"vp"}}, {Name: "runs"}},
 	})
 	if err != nil {
 		t.Fatalf("Start() = %v", err)
