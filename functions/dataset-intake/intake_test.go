@@ -233,7 +233,7 @@ func setup(t *testing.T, buckets ...string) *env {
 	e := &env{hook: newHook(t), sink: testsupport.NewSink(t, events.Validate)}
 	var bs []localminio.Bucket
 	for _, b := range buckets {
-		bs = append(bs, localminio.Bucket{Name: b, Notify: "vp"})
+		bs = append(bs, localminio.Bucket{Name: b, Notify: []string{"vp"}})
 	}
 	m, err := localminio.Start(context.Background(), localminio.Config{
 		Binary: testsupport.MinIOBinary(t), DataDir: t.TempDir(), Addr: testsupport.FreeAddr(t), ConsoleAddr: testsupport.FreeAddr(t),

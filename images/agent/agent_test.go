@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"github.com/vision-platform/vp/internal/dataset"
 	"io"
 	"os"
 	"path/filepath"
@@ -37,12 +38,12 @@ func setup(t *testing.T) *env {
 	m.Bucket(t, "runs")
 	data := t.TempDir()
 	testsupport.MakeImageFolder(t, data, 16, 32)
-	manifest, digest, err := WriteManifest(data)
+	manifest, digest, err := dataset.ManifestOf(context.Background(), data)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m.PutDir(t, data, "datasets", "cats/v1/")
-	if _, err := m.Client.PutObject(context.Background(), "datasets", "cats/v1/"+ManifestName, bytes.NewReader(manifest), int64(len(manifest)), minio.PutObjectOptions{}); err != nil {
+	if _, err := m.Client.PutObject(context.Background(), "datasets", "cats/v1/"+dataset.ManifestName, bytes.NewReader(manifest), int64(len(manifest)), minio.PutObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	return &env{m: m, sink: testsupport.NewSink(t, events.Validate), ref: events.DatasetRef{Bucket: "datasets", Prefix: "cats/v1/", Digest: digest, Task: events.TaskClassification, Format: events.FormatImageFolder}}

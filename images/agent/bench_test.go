@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"github.com/vision-platform/vp/internal/dataset"
 	"io"
 	"os"
 	"path/filepath"
@@ -39,16 +40,16 @@ func BenchmarkDownload(b *testing.B) {
 			os.MkdirAll(filepath.Dir(p), 0o755)
 			os.WriteFile(p, buf, 0o644)
 		}
-		manifest, digest, err := WriteManifest(dir)
+		manifest, digest, err := dataset.ManifestOf(context.Background(), dir)
 		if err != nil {
 			b.Fatal(err)
 		}
 		prefix := s.name + "/"
 		m.PutDir(b, dir, "datasets", prefix)
-		if _, err := m.Client.PutObject(context.Background(), "datasets", prefix+ManifestName, bytes.NewReader(manifest), int64(len(manifest)), minio.PutObjectOptions{}); err != nil {
+		if _, err := m.Client.PutObject(context.Background(), "datasets", prefix+dataset.ManifestName, bytes.NewReader(manifest), int64(len(manifest)), minio.PutObjectOptions{}); err != nil {
 			b.Fatal(err)
 		}
-		mf, err := ParseManifest(manifest)
+		mf, err := dataset.ParseManifest(manifest)
 		if err != nil {
 			b.Fatal(err)
 		}

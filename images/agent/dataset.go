@@ -1,13 +1,12 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/vision-platform/vp/internal/dataset"
 	"io"
 	"os"
 	"path/filepath"
@@ -61,11 +60,11 @@ func (o *DownloadOptions) defaults() {
 // temporary name and renamed into place once checked, so a failed file
 // leaves nothing behind; a file whose manifest entry names a version is
 // read at that version. Only the store's transient errors are retried.
-func Download(ctx context.Context, s objstore.Getter, ref events.DatasetRef, dir string, o DownloadOptions) (*Manifest, DownloadStats, error) {
+func Download(ctx context.Context, s objstore.Getter, ref events.DatasetRef, dir string, o DownloadOptions) (*dataset.Manifest, DownloadStats, error) {
 	o.defaults()
 	start := time.Now()
 	prefix := objstore.URI{Bucket: ref.Bucket, Key: ref.Prefix}
-	mu := prefix.Join(ManifestName)
+	mu := prefix.Join(dataset.ManifestName)
 	opts := []objstore.GetOption{objstore.WithMaxSize(o.MaxManifestSize)}
 	if o.ManifestVersion != "" {
 		opts = append(opts, objstore.WithVersion(o.ManifestVersion))
@@ -87,11 +86,11 @@ func Download(ctx context.Context, s objstore.Getter, ref events.DatasetRef, dir
 	if got := "sha256:" + hex.EncodeToString(sum[:]); got != ref.Digest {
 		return nil, DownloadStats{}, fmt.Errorf("manifest %s has digest %s, the job names %s", mu, got, ref.Digest)
 	}
-	m, err := ParseManifest(raw)
+	m, err := dataset.ParseManifest(raw)
 	if err != nil {
 		return nil, DownloadStats{}, err
 	}
-	jobs := make(chan ManifestFile)
+	jobs := make(chan dataset.File)
 	errc := make(chan error, len(m.Files))
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(ctx)
@@ -134,7 +133,7 @@ func Download(ctx context.Context, s objstore.Getter, ref events.DatasetRef, dir
 	return m, DownloadStats{Files: len(m.Files), Bytes: total, Duration: time.Since(start)}, nil
 }
 
-func fetchFile(ctx context.Context, s objstore.Getter, prefix objstore.URI, f ManifestFile, dir string, attempts int, buf []byte) error {
+func fetchFile(ctx context.Context, s objstore.Getter, prefix objstore.URI, f dataset.File, dir string, attempts int, buf []byte) error {
 	dst := filepath.Join(dir, filepath.FromSlash(f.Path))
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return fmt.Errorf("downloading %s: %w", f.Path, err)
@@ -156,35 +155,4 @@ func fetchFile(ctx context.Context, s objstore.Getter, prefix objstore.URI, f Ma
 	return retry(ctx, attempts, 250*time.Millisecond, func() error {
 		return fetch(ctx, s, src, dst, f.Size, check, buf, opts...)
 	})
-}
-
-// WriteManifest builds the manifest of the files under dir (for tests and
-// the dataset intake) and returns it with its digest.
-func WriteManifest(dir string) ([]byte, string, error) {
-	var m Manifest
-	m.Version = 1
-	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
-		if err != nil || fi.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		s := sha256.Sum256(b)
-		m.Files = append(m.Files, ManifestFile{Path: filepath.ToSlash(rel), Size: int64(len(b)), SHA256: hex.EncodeToString(s[:])})
-		return nil
-	})
-	if err != nil {
-		return nil, "", err
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(m); err != nil {
-		return nil, "", err
-	}
-	s := sha256.Sum256(buf.Bytes())
-	return buf.Bytes(), "sha256:" + hex.EncodeToString(s[:]), nil
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"github.com/vision-platform/vp/internal/dataset"
 	"io"
 	"os"
 	"path/filepath"
@@ -53,13 +54,13 @@ func hexSHA(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(
 
 // putManifest stores a manifest of files under prefix and returns the
 // dataset reference and the manifest's object version.
-func putManifest(t *testing.T, s objstore.Putter, bucket, prefix string, files ...ManifestFile) (events.DatasetRef, string) {
+func putManifest(t *testing.T, s objstore.Putter, bucket, prefix string, files ...dataset.File) (events.DatasetRef, string) {
 	t.Helper()
-	b, err := json.Marshal(Manifest{Version: 1, Files: files})
+	b, err := json.Marshal(dataset.Manifest{Version: 1, Files: files})
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := s.Put(context.Background(), objstore.URI{Bucket: bucket, Key: prefix + ManifestName}, bytes.NewReader(b), int64(len(b)))
+	info, err := s.Put(context.Background(), objstore.URI{Bucket: bucket, Key: prefix + dataset.ManifestName}, bytes.NewReader(b), int64(len(b)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +110,7 @@ func TestInt_DownloadOversizedObject(t *testing.T) {
 	big := make([]byte, 8<<20)
 	rand.Read(big)
 	putObject(t, s, "datasets", "big/v1/data.bin", big)
-	ref, _ := putManifest(t, s, "datasets", "big/v1/", ManifestFile{Path: "data.bin", Size: 1, SHA256: hexSHA(big[:1])})
+	ref, _ := putManifest(t, s, "datasets", "big/v1/", dataset.File{Path: "data.bin", Size: 1, SHA256: hexSHA(big[:1])})
 	cs := &countingStore{Getter: s}
 	dir := t.TempDir()
 	_, _, err := Download(context.Background(), cs, ref, dir, DownloadOptions{Attempts: 3})
@@ -120,7 +121,7 @@ func TestInt_DownloadOversizedObject(t *testing.T) {
 		t.Errorf("Download() left %q behind", got)
 	}
 	// Of the object, at most size+1 bytes were read: the rest is the manifest.
-	mb, err := json.Marshal(Manifest{Version: 1, Files: []ManifestFile{{Path: "data.bin", Size: 1, SHA256: hexSHA(big[:1])}}})
+	mb, err := json.Marshal(dataset.Manifest{Version: 1, Files: []dataset.File{{Path: "data.bin", Size: 1, SHA256: hexSHA(big[:1])}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,11 +142,11 @@ func TestInt_DownloadRemovesPartialFiles(t *testing.T) {
 	putObject(t, s, "datasets", "ds/v1/b.txt", data)
 	cases := []struct {
 		desc string
-		f    ManifestFile
+		f    dataset.File
 		want string
 	}{
-		{"wrong sha256", ManifestFile{Path: "a.txt", Size: 12, SHA256: strings.Repeat("0", 64)}, "sha256"},
-		{"shorter than the manifest says", ManifestFile{Path: "b.txt", Size: 13, SHA256: hexSHA(data)}, "12 bytes, the manifest says 13"},
+		{"wrong sha256", dataset.File{Path: "a.txt", Size: 12, SHA256: strings.Repeat("0", 64)}, "sha256"},
+		{"shorter than the manifest says", dataset.File{Path: "b.txt", Size: 13, SHA256: hexSHA(data)}, "12 bytes, the manifest says 13"},
 	}
 	for _, c := range cases {
 		t.Run(c.desc, func(t *testing.T) {
@@ -175,10 +176,10 @@ func TestInt_DownloadPinsVersions(t *testing.T) {
 	}
 	s := objstore.FromMinIO(m.Client)
 	v1 := putObject(t, s, "datasets", "ds/v1/a.txt", []byte("first"))
-	ref, manifestVersion := putManifest(t, s, "datasets", "ds/v1/", ManifestFile{Path: "a.txt", Size: 5, SHA256: hexSHA([]byte("first")), VersionID: v1.VersionID})
+	ref, manifestVersion := putManifest(t, s, "datasets", "ds/v1/", dataset.File{Path: "a.txt", Size: 5, SHA256: hexSHA([]byte("first")), VersionID: v1.VersionID})
 	// Both the file and the manifest are overwritten afterwards.
 	putObject(t, s, "datasets", "ds/v1/a.txt", []byte("other"))
-	putManifest(t, s, "datasets", "ds/v1/", ManifestFile{Path: "a.txt", Size: 5, SHA256: hexSHA([]byte("other"))})
+	putManifest(t, s, "datasets", "ds/v1/", dataset.File{Path: "a.txt", Size: 5, SHA256: hexSHA([]byte("other"))})
 	dir := t.TempDir()
 	if _, _, err := Download(context.Background(), s, ref, dir, DownloadOptions{ManifestVersion: manifestVersion}); err != nil {
 		t.Fatalf("Download() = %v", err)
@@ -200,7 +201,7 @@ func TestInt_DownloadLocalErrorNotRetried(t *testing.T) {
 	s := startStore(t, "datasets")
 	data := []byte("content")
 	putObject(t, s, "datasets", "ds/v1/a.txt", data)
-	ref, _ := putManifest(t, s, "datasets", "ds/v1/", ManifestFile{Path: "a.txt", Size: 7, SHA256: hexSHA(data)})
+	ref, _ := putManifest(t, s, "datasets", "ds/v1/", dataset.File{Path: "a.txt", Size: 7, SHA256: hexSHA(data)})
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "a.txt", "in-the-way"), 0o755); err != nil {
 		t.Fatal(err)
@@ -247,9 +248,9 @@ func TestRetryClassifies(t *testing.T) {
 // refused without being read into memory; the default limit is 64 MiB.
 func TestInt_DownloadManifestCap(t *testing.T) {
 	s := startStore(t, "datasets")
-	var files []ManifestFile
+	var files []dataset.File
 	for i := range 100 {
-		files = append(files, ManifestFile{Path: "f" + strings.Repeat("x", i), Size: 1, SHA256: strings.Repeat("a", 64)})
+		files = append(files, dataset.File{Path: "f" + strings.Repeat("x", i), Size: 1, SHA256: strings.Repeat("a", 64)})
 	}
 	ref, _ := putManifest(t, s, "datasets", "ds/v1/", files...)
 	cs := &countingStore{Getter: s}

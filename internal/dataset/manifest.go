@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"slices"
 	"strings"
 )
@@ -42,6 +43,9 @@ type File struct {
 	Size int64 `json:"size"`
 	// SHA256 is the hex sha256 of the content, lower-case.
 	SHA256 string `json:"sha256"`
+	// VersionID, when the bucket is versioned and the intake recorded it,
+	// pins the object version the file is read at (the digest covers it).
+	VersionID string `json:"versionId,omitempty"`
 }
 
 // ParseManifest decodes and checks a manifest: version 1, no unknown
@@ -147,6 +151,20 @@ func (m *Manifest) Bytes() int64 {
 func Digest(manifest []byte) string {
 	sum := sha256.Sum256(manifest)
 	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// ManifestOf is the marshalled manifest of the data files under dir on
+// disk, and its digest: what the intake writes for the same files.
+func ManifestOf(ctx context.Context, dir string) ([]byte, string, error) {
+	m, err := BuildManifest(ctx, os.DirFS(dir), "", "")
+	if err != nil {
+		return nil, "", err
+	}
+	b, err := m.Marshal()
+	if err != nil {
+		return nil, "", err
+	}
+	return b, Digest(b), nil
 }
 
 // BuildManifest hashes every data file of fsys (everything but the root's

@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"github.com/vision-platform/vp/internal/dataset"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,7 +12,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vision-platform/vp/events"
-	"github.com/vision-platform/vp/images/agent"
 	"github.com/vision-platform/vp/internal/testsupport"
 )
 
@@ -27,7 +27,7 @@ func BenchmarkAgentOverhead(b *testing.B) {
 	m.Bucket(b, "runs")
 	data := b.TempDir()
 	testsupport.MakeImageFolder(b, data, 16, 32)
-	manifest, digest, err := agent.WriteManifest(data)
+	manifest, digest, err := dataset.ManifestOf(context.Background(), data)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/vision-platform/vp/internal/dataset"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -19,7 +20,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/vision-platform/vp/events"
-	"github.com/vision-platform/vp/images/agent"
 	"github.com/vision-platform/vp/images/assemble"
 	"github.com/vision-platform/vp/images/imagespec"
 	"github.com/vision-platform/vp/images/publish"
@@ -164,7 +164,7 @@ func TestInt_DockerExecutor(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(data, "a.txt"), []byte("one"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	manifest, digest, err := agent.WriteManifest(data)
+	manifest, digest, err := dataset.ManifestOf(context.Background(), data)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/vision-platform/vp/internal/dataset"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -22,7 +23,6 @@ import (
 
 	"github.com/vision-platform/vp/events"
 	"github.com/vision-platform/vp/events/sender"
-	"github.com/vision-platform/vp/images/agent"
 	"github.com/vision-platform/vp/internal/testsupport"
 )
 
@@ -410,7 +410,7 @@ func TestInt_ProcessRunsRealTraining(t *testing.T) {
 	m.Bucket(t, "runs")
 	data := t.TempDir()
 	testsupport.MakeImageFolder(t, data, 8, 32)
-	manifest, digest, err := agent.WriteManifest(data)
+	manifest, digest, err := dataset.ManifestOf(context.Background(), data)
 	if err != nil {
 		t.Fatal(err)
 	}
