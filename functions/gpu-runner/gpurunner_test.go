@@ -10,9 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cloudevents/sdk-go/v2/binding"
 	"github.com/cloudevents/sdk-go/v2/event"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/google/go-cmp/cmp"
 	"github.com/rs/zerolog"
 
@@ -254,21 +252,6 @@ func serve(t *testing.T, f *gpurunner.Function) string {
 // the event it carries, if any.
 func post(t *testing.T, url string, e event.Event) (int, *event.Event) {
 	t.Helper()
-	req, err := cehttp.NewHTTPRequestFromEvent(context.Background(), url, e)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	reply, err := cehttp.NewEventFromHTTPResponse(resp)
-	if errors.Is(err, binding.ErrUnknownEncoding) {
-		return resp.StatusCode, nil
-	}
-	if err != nil {
-		t.Fatalf("POST %s: the answer (%d) is not an event: %v", e.Type(), resp.StatusCode, err)
-	}
-	return resp.StatusCode, reply
+	status, reply, _ := testsupport.Deliver(t, url, e)
+	return status, reply
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/google/go-cmp/cmp"
 	"github.com/minio/minio-go/v7"
 	"github.com/rs/zerolog"
@@ -334,18 +333,9 @@ models:
 		srv := httptest.NewServer(h)
 		defer srv.Close()
 		in := e.upload(t, imageFolder(t), "http/pets/", petsSpec+"train:\n  model: torchvision/resnet18\n  hyperparameters: {epochs: 4}\n")
-		req, err := cehttp.NewHTTPRequestFromEvent(ctx, srv.URL, in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		out, err := cehttp.NewEventFromHTTPResponse(resp)
-		if err != nil {
-			t.Fatalf("reply: %v (status %s)", err, resp.Status)
+		status, out, body := testsupport.Deliver(t, srv.URL, in)
+		if out == nil {
+			t.Fatalf("no reply: %d %s", status, body)
 		}
 		if j := job(t, out, nil); j.Hyperparameters.Epochs != 4 {
 			t.Errorf("reply = %+v", j)

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	"github.com/rs/zerolog"
 
 	"github.com/vision-platform/vp/events"
@@ -32,16 +31,8 @@ func TestFuncYAML(t *testing.T) {
 
 func post(t *testing.T, url string, e event.Event) int {
 	t.Helper()
-	req, err := cehttp.NewHTTPRequestFromEvent(context.Background(), url, e)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
+	status, _, _ := testsupport.Deliver(t, url, e)
+	return status
 }
 
 func TestInt_RunRecorder(t *testing.T) {

@@ -1,8 +1,10 @@
 package testsupport
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -262,4 +264,34 @@ func BuildAgent(t testing.TB) string {
 		t.Fatalf("building vp-agent: %v\n%s", err, msg)
 	}
 	return out
+}
+
+// Deliver posts e to url in binary mode, as the broker delivers to a
+// subscriber, and returns the answer's status, the event it carries (nil
+// when it carries none) and, when it carries none, its body.
+func Deliver(t testing.TB, url string, e event.Event) (int, *event.Event, string) {
+	t.Helper()
+	req, err := cehttp.NewHTTPRequestFromEvent(context.Background(), url, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Prefer", "reply")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Header.Get("Ce-Id") == "" && !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/cloudevents") {
+		return resp.StatusCode, nil, string(b)
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	reply, err := cehttp.NewEventFromHTTPResponse(resp)
+	if err != nil {
+		t.Fatalf("the answer of %s is not a CloudEvent: %v", url, err)
+	}
+	return resp.StatusCode, reply, ""
 }

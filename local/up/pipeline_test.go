@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	cehttp "github.com/cloudevents/sdk-go/v2/protocol/http"
 	miniogo "github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"github.com/rs/zerolog"
@@ -325,20 +323,8 @@ func TestInt_Pipeline(t *testing.T) {
 // postEvent posts e in binary mode and returns the status and body.
 func postEvent(t testing.TB, url string, e event.Event) (int, string) {
 	t.Helper()
-	req, err := cehttp.NewHTTPRequestFromEvent(context.Background(), url, e)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
+	status, _, body := testsupport.Deliver(t, url, e)
+	return status, body
 }
 
 // TestInt_PipelineRestart stops vp up while a job is under way and starts
