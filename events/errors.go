@@ -65,25 +65,6 @@ func (f fields) add(name, format string, args ...any) {
 	*f.errs = append(*f.errs, FieldError{Field: p, Reason: fmt.Sprintf(format, args...)})
 }
 
-func (f fields) required(name, v string) {
-	if strings.TrimSpace(v) == "" {
-		f.add(name, "required")
-	}
-}
-
-func (f fields) oneOf(name, v string, allowed ...string) {
-	if v == "" {
-		f.add(name, "required (one of %s)", strings.Join(allowed, ", "))
-		return
-	}
-	for _, a := range allowed {
-		if v == a {
-			return
-		}
-	}
-	f.add(name, "%q is not one of %s", v, strings.Join(allowed, ", "))
-}
-
 func (f fields) err() error {
 	if len(*f.errs) == 0 {
 		return nil

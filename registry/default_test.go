@@ -272,7 +272,8 @@ func TestEntriesAreComplete(t *testing.T) {
 }
 
 func TestDefaultIsLoadedOnce(t *testing.T) {
-	if Default() != Default() {
+	a, b := Default(), Default()
+	if a != b {
 		t.Error("Default() loaded the catalog twice")
 	}
 }

@@ -180,7 +180,7 @@ func zipType(zf *zip.File) entryType {
 
 func tarType(h *tar.Header) entryType {
 	switch h.Typeflag {
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg, '\x00': // '\x00' is what old tar writers set for a regular file
 		return typeFile
 	case tar.TypeDir:
 		return typeDir
