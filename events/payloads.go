@@ -53,7 +53,6 @@ type DatasetRef struct {
 	Format string `json:"format" desc:"the on-disk layout of the dataset" schema:"enum=@format"`
 }
 
-
 // DatasetUploadedData says that a complete dataset version is in storage.
 type DatasetUploadedData struct {
 	DatasetRef
