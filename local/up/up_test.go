@@ -45,11 +45,12 @@ func TestInt_Up(t *testing.T) {
 	testsupport.Integration(t)
 	var logs syncBuffer
 	log := zerolog.New(&logs)
-	c := Config{DataDir: t.TempDir(), BrokerAddr: testsupport.FreeAddr(t), DisplayAddr: testsupport.FreeAddr(t), RegistryAddr: testsupport.FreeAddr(t)}
+	c := testConfig(t, t.TempDir())
+	c.Out = &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, c, log) }()
-	testsupport.WaitHTTP(t, "http://"+c.BrokerAddr+"/readyz", 20*time.Second)
+	testsupport.WaitHTTP(t, "http://"+c.BrokerAddr+"/readyz", 60*time.Second)
 	deadline := time.Now().Add(20 * time.Second)
 	if resp, err := http.Get("http://" + c.RegistryAddr + "/v2/"); err != nil || resp.StatusCode != 200 {
 		t.Errorf("registry /v2/: %v", err)
