@@ -2,8 +2,9 @@ package filter
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -76,7 +77,7 @@ func Compile(attrs *Attributes, filters []Filter) (Matcher, error) {
 		return all{}, nil
 	}
 	var m all
-	for _, k := range sortedKeys(attrs.Attributes) {
+	for _, k := range slices.Sorted(maps.Keys(attrs.Attributes)) {
 		if !attrNameRE.MatchString(k) {
 			errs = append(errs, &Error{"filter.attributes." + k, "attribute name must start with a letter and contain only lowercase letters and digits"})
 			continue
@@ -167,15 +168,6 @@ func single(m map[string]string) (string, string, bool) {
 		return k, v, true
 	}
 	return "", "", false
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // Attribute returns the string form of a context attribute or extension of

@@ -2,8 +2,9 @@ package funcyaml
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -202,7 +203,7 @@ func (f *Function) validate(errs *strictyaml.Errors) {
 		if s.Source == "" {
 			errs.Add(base+".source", "required (the broker's name, e.g. default)")
 		}
-		for _, k := range sortedKeys(s.Filters) {
+		for _, k := range slices.Sorted(maps.Keys(s.Filters)) {
 			if !attrNameRE.MatchString(k) {
 				errs.Add(base+".filters", "%q is not a CloudEvents attribute name (lower-case letters and digits)", k)
 			}
@@ -236,13 +237,4 @@ func (f *Function) TriggerName(i int) string {
 		name += fmt.Sprintf("-%d", i)
 	}
 	return strings.ToLower(name)
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

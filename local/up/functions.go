@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -103,13 +102,4 @@ func (c Config) functions(creds Credentials, log zerolog.Logger) ([]platformFunc
 		out[i] = platformFunction{name: spec.Name, spec: spec, f: m.f, cfg: m.cfg, metrics: m.reg, log: logger(spec.Name)}
 	}
 	return out, nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

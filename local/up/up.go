@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -378,21 +380,38 @@ type platformFunction struct {
 // triggers makes the broker's triggers: one per subscription of each
 // function's func.yaml, and the event display's.
 func triggers(fns []platformFunction, display string) ([]broker.Trigger, error) {
+	specs := make([]*funcyaml.Function, len(fns))
+	addrs := map[string]string{}
+	for i, f := range fns {
+		specs[i] = f.spec
+		addrs[f.spec.Name] = "http://" + f.ln.Addr().String() + "/"
+	}
 	var b strings.Builder
-	for _, f := range fns {
-		for i, s := range f.spec.Deploy.Subscriptions {
-			fmt.Fprintf(&b, "---\napiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata:\n  name: %s\nspec:\n  broker: %s\n", f.spec.TriggerName(i), s.Source)
+	b.WriteString(SubscriptionTriggers(specs, func(name string) string { return addrs[name] }))
+	fmt.Fprintf(&b, "---\napiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata:\n  name: event-display\nspec:\n  broker: default\n  subscriber:\n    uri: http://%s/\n  delivery:\n    retry: 3\n    backoffDelay: PT0.2S\n", display)
+	return broker.ParseTriggers("vp up (from the functions' func.yaml)", []byte(b.String()))
+}
+
+// SubscriptionTriggers is the Trigger objects (YAML, as the local broker
+// and kubectl take them) vp up makes from the functions' func.yaml: one per
+// subscription, filtering on its attributes, delivering to subscriber(name)
+// of its function. infra's tests check that the Knative Triggers select
+// the same events.
+func SubscriptionTriggers(specs []*funcyaml.Function, subscriber func(name string) string) string {
+	var b strings.Builder
+	for _, f := range specs {
+		for i, s := range f.Deploy.Subscriptions {
+			fmt.Fprintf(&b, "---\napiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata:\n  name: %s\nspec:\n  broker: %s\n", f.TriggerName(i), s.Source)
 			if len(s.Filters) > 0 {
 				b.WriteString("  filter:\n    attributes:\n")
-				for _, k := range sortedKeys(s.Filters) {
+				for _, k := range slices.Sorted(maps.Keys(s.Filters)) {
 					fmt.Fprintf(&b, "      %s: %q\n", k, s.Filters[k])
 				}
 			}
-			fmt.Fprintf(&b, "  subscriber:\n    uri: http://%s/\n", f.ln.Addr())
+			fmt.Fprintf(&b, "  subscriber:\n    uri: %s\n", subscriber(f.Name))
 		}
 	}
-	fmt.Fprintf(&b, "---\napiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata:\n  name: event-display\nspec:\n  broker: default\n  subscriber:\n    uri: http://%s/\n  delivery:\n    retry: 3\n    backoffDelay: PT0.2S\n", display)
-	return broker.ParseTriggers("vp up (from the functions' func.yaml)", []byte(b.String()))
+	return b.String()
 }
 
 // summary prints where everything is and the credentials.
