@@ -261,7 +261,10 @@ func (f *Function) choose(ctx context.Context, c fn.Config) (executor.Executor, 
 		}
 		return p, nil
 	}
-	docker := &executor.DockerExecutor{Docker: c.Or("VP_DOCKER", "docker"), Log: log}
+	docker := &executor.DockerExecutor{Docker: c.Or("VP_DOCKER", "docker"), Log: log, Source: Source}
+	if devices, err := executor.NvidiaSMI(ctx); err == nil {
+		docker.Devices = devices // each run gets devices of its own
+	}
 	mode := c.Or("VP_EXECUTOR", "auto")
 	e, reason, err := executor.Choose(ctx, mode, docker, process, f.chooseOpts...)
 	if err != nil {

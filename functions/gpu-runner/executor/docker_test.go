@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/vision-platform/vp/internal/dataset"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vision-platform/vp/internal/dataset"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -336,5 +337,79 @@ esac
 	}
 	if diff := cmp.Diff([]string{ls}, calls()); diff != "" {
 		t.Errorf("a redelivered launch ran (-want +got):\n%s", diff)
+	}
+}
+
+// TestDockerGivesDistinctGPUs: with two GPU devices, two one-GPU runs get
+// device 0 and device 1 (not a count each, which puts both on GPU 0); a
+// third waits in the queue and starts on the device the first frees; a
+// queued run cancelled sends its run.finished. A stand-in docker command
+// keeps the engine's view: the GPU labels of the containers it runs.
+func TestDockerGivesDistinctGPUs(t *testing.T) {
+	bin := script(t, "docker", `dir=$(dirname "$0")
+case "$1" in
+run)
+	echo "$*" >> "$dir/runs"
+	while [ $# -gt 0 ]; do
+		case "$1" in --label) case "$2" in `+GPULabel+`=*) echo "${2#*=}" >> "$dir/inuse" ;; esac ;; esac
+		shift
+	done
+	echo container-id ;;
+container)
+	case "$*" in *label=`+GPULabel+`*) [ -e "$dir/inuse" ] && cat "$dir/inuse" ;; esac ;;
+esac
+exit 0
+`)
+	dir := filepath.Dir(bin)
+	sink := testsupport.NewSink(t, events.Validate)
+	d := &DockerExecutor{Docker: bin, Devices: []string{"0", "1"}, Poll: 20 * time.Millisecond, Log: zerolog.Nop()}
+	ctx := context.Background()
+	launch := func(id string, gpus int) {
+		t.Helper()
+		r := runOf(t, id, gpus)
+		r.Image, r.Env = "img", []string{"K_SINK=" + sink.URL}
+		if err := d.Launch(ctx, r); err != nil {
+			t.Fatalf("Launch(%s) = %v", id, err)
+		}
+	}
+	runs := func() []string {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(dir, "runs"))
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		var devs []string
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			if i := strings.Index(line, `--gpus "device=`); i >= 0 {
+				devs = append(devs, strings.SplitN(line[i+len(`--gpus "device=`):], `"`, 2)[0]+"@"+strings.Fields(line)[3])
+			}
+		}
+		return devs
+	}
+	launch("a", 1)
+	launch("b", 1)
+	launch("c", 1)
+	launch("q", 1)
+	if diff := cmp.Diff([]string{"0@vp-run-a", "1@vp-run-b"}, runs()); diff != "" {
+		t.Fatalf("devices given (-want +got):\n%s", diff)
+	}
+	if err := d.Cancel(ctx, "q"); err != nil {
+		t.Fatalf("Cancel(queued q) = %v", err)
+	}
+	if got := sink.OfType(string(events.RunFinished)); len(got) != 1 || !strings.Contains(string(got[0].Data()), `"status":"cancelled"`) {
+		t.Errorf("cancelling the queued run sent %d run.finished, want one, cancelled", len(got))
+	}
+	// a ends: its device is free again, and c gets it.
+	if err := os.WriteFile(filepath.Join(dir, "inuse"), []byte("1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testsupport.Eventually(t, 10*time.Second, "the queued run to start", func() bool { return len(runs()) == 3 })
+	if diff := cmp.Diff([]string{"0@vp-run-a", "1@vp-run-b", "0@vp-run-c"}, runs()); diff != "" {
+		t.Errorf("devices given (-want +got):\n%s", diff)
+	}
+	big := runOf(t, "big", 3)
+	big.Image = "img"
+	if err := d.Launch(ctx, big); !errors.Is(err, ErrNoGPUs) {
+		t.Errorf("Launch(3 GPUs on a 2-GPU host) = %v, want ErrNoGPUs", err)
 	}
 }

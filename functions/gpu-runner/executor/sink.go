@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/rs/zerolog"
 
 	"github.com/vision-platform/vp/events"
 	"github.com/vision-platform/vp/events/sender"
@@ -52,7 +53,19 @@ func Ending(r Run, source, status, reason string) (event.Event, error) {
 // its environment, with the platform's retry policy. Without either the
 // event is logged, as the agent prints it.
 func (p *ProcessExecutor) sendEnding(ctx context.Context, r Run, status, reason string) error {
-	source := p.Source
+	return sendEnding(ctx, endingSink{p.Sender, p.Source, p.Env, p.Log}, r, status, reason)
+}
+
+// endingSink is where an executor sends the endings it sends itself.
+type endingSink struct {
+	sender sender.Interface
+	source string
+	env    []string
+	log    zerolog.Logger
+}
+
+func sendEnding(ctx context.Context, to endingSink, r Run, status, reason string) error {
+	source := to.source
 	if source == "" {
 		source = DefaultSource
 	}
@@ -60,15 +73,15 @@ func (p *ProcessExecutor) sendEnding(ctx context.Context, r Run, status, reason 
 	if err != nil {
 		return err
 	}
-	s := p.Sender
+	s := to.sender
 	if s == nil {
-		sink := lookupEnv("K_SINK", os.Environ(), p.Env, r.Env)
+		sink := lookupEnv("K_SINK", os.Environ(), to.env, r.Env)
 		if sink == "" {
 			b, err := json.Marshal(e)
 			if err != nil {
 				return fmt.Errorf("encoding run.finished: %w", err)
 			}
-			p.Log.Warn().Str("run", r.ID).RawJSON("event", b).Msg("no K_SINK: run.finished not sent")
+			to.log.Warn().Str("run", r.ID).RawJSON("event", b).Msg("no K_SINK: run.finished not sent")
 			return nil
 		}
 		if s, err = sender.New(sink); err != nil {

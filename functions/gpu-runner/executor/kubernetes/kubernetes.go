@@ -44,6 +44,11 @@ type Executor struct {
 	// GracePeriod is the pod's terminationGracePeriodSeconds (default 60).
 	GracePeriod int64
 	Env         []corev1.EnvVar
+	// NodeSelector and Tolerations place the run's pod: on the GPU nodes,
+	// past their taints (InCluster reads them from VP_JOB_NODE_SELECTOR and
+	// VP_JOB_TOLERATIONS).
+	NodeSelector map[string]string
+	Tolerations  []corev1.Toleration
 }
 
 var _ executor.Executor = (*Executor)(nil)
@@ -124,6 +129,8 @@ func (k *Executor) Manifests(r executor.Run) (*batchv1.Job, *corev1.Secret, erro
 					RestartPolicy:                 corev1.RestartPolicyNever,
 					ServiceAccountName:            k.ServiceAccount,
 					TerminationGracePeriodSeconds: &grace,
+					NodeSelector:                  k.NodeSelector,
+					Tolerations:                   k.Tolerations,
 					Containers: []corev1.Container{{
 						Name:         "run",
 						Image:        r.Image,
