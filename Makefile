@@ -13,10 +13,19 @@ STATICCHECK_VERSION := v0.8.2
 RUFF_VERSION := 0.17.6
 # ruff (the Python linter and formatter) from PyPI, one directory per version.
 RUFF      := $(CACHE)/ruff/$(RUFF_VERSION)/bin/ruff
+# The MLflow tracking server (PyPI) the mlflow-sync tests run, in a virtual
+# environment of its own per version; boto3 lets it read artifacts in MinIO.
+MLFLOW_VERSION := 3.17.2
+BOTO3_VERSION := 1.40.61
+MLFLOW_DIR := $(CACHE)/mlflow/$(MLFLOW_VERSION)
+# Schemathesis (PyPI), which checks the gateway's OpenAPI document against the
+# running gateway, in a virtual environment of its own per version.
+SCHEMATHESIS_VERSION := 4.32.5
+SCHEMATHESIS_DIR := $(CACHE)/schemathesis/$(SCHEMATHESIS_VERSION)
 PYTHON    ?= python3
 CONFORMANCE_VERSION := v0.0.0-20260831232431-97274622c111
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
-APT_PACKAGES := docker-registry debootstrap python3-torch python3-torchvision python3-pil python3-numpy python3-pip
+APT_PACKAGES := docker-registry debootstrap python3-torch python3-torchvision python3-pil python3-numpy python3-pip chromium
 
 export PATH := $(TOOLS_BIN):$(PATH)
 
@@ -36,7 +45,7 @@ up: build ## Run the platform locally with embedded defaults (Ctrl-C stops it)
 ROOTFS := $(CACHE)/rootfs/bookworm-python3.tar
 ROOTFS_TORCH := $(CACHE)/rootfs/bookworm-python3-torch.tar
 
-deps: $(TOOLS_BIN)/conformance $(TOOLS_BIN)/minio apt-deps $(ROOTFS) $(ROOTFS_TORCH) ## Install what the tests need (idempotent)
+deps: $(TOOLS_BIN)/conformance $(TOOLS_BIN)/minio apt-deps $(ROOTFS) $(ROOTFS_TORCH) docker-engine mlflow schemathesis ## Install what the tests need (idempotent)
 
 # A Debian root filesystem with python3, the base of the images the tests run in Docker.
 $(ROOTFS):
@@ -53,6 +62,13 @@ rootfs: $(ROOTFS) $(ROOTFS_TORCH) ## Build the Debian root filesystems (python3;
 # Debian packages the tests run for real: the CNCF registry as a process, and
 # PyTorch for real CPU trainings (for /usr/bin/python3), and pip, whose resolver
 # vp images lock runs.
+# A Docker Engine as the go-docker machines have it (docker.io 20.10,
+# fuse-overlayfs, MTU 1400), installed and started where none answers; where
+# it cannot run, the container tests skip, naming it.
+.PHONY: docker-engine
+docker-engine: ## Make sure a Docker Engine answers (installs and starts Debian's docker.io where none does)
+	@images/rootfs/docker-engine.sh $(CACHE)/dockerd.log
+
 .PHONY: apt-deps
 apt-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -66,6 +82,56 @@ apt-deps:
 $(TOOLS_BIN)/minio:
 	@mkdir -p $(TOOLS_BIN)
 	cd /tmp && GOBIN=$(TOOLS_BIN) GOFLAGS=-buildvcs=false $(GO) install github.com/minio/minio@$(MINIO_VERSION)
+
+# The MLflow tracking server, run by the mlflow-sync tests as a process (never
+# imported): a virtual environment per version, linked as $(TOOLS_BIN)/mlflow
+# once complete. Where pip cannot reach its package index (machine kinds
+# without PyPI) this is not an error: $(TOOLS_BIN)/mlflow.unavailable says so
+# and the tests that need MLflow skip, naming it; with the index reachable, a
+# failed install fails.
+.PHONY: mlflow
+mlflow: ## Install the pinned MLflow tracking server from PyPI into the tool cache
+	@if [ "$$(readlink $(TOOLS_BIN)/mlflow)" = $(MLFLOW_DIR)/bin/mlflow ] && [ -x $(MLFLOW_DIR)/bin/mlflow ]; then exit 0; fi; \
+	mkdir -p $(TOOLS_BIN) $(CACHE)/mlflow; rm -rf $(TOOLS_BIN)/mlflow $(TOOLS_BIN)/mlflow.unavailable $(MLFLOW_DIR); \
+	probe=$$(mktemp -d); \
+	if ! out=$$($(PYTHON) -m pip download --quiet --disable-pip-version-check --no-deps --retries 1 --timeout 20 \
+			--dest $$probe mlflow==$(MLFLOW_VERSION) 2>&1); then \
+		rm -rf $$probe; \
+		{ echo "MLflow $(MLFLOW_VERSION) cannot be installed here: pip cannot reach its package index (PyPI)."; \
+		  echo "$$out" | tail -n 3; } > $(TOOLS_BIN)/mlflow.unavailable; \
+		echo "MLflow $(MLFLOW_VERSION) cannot be installed here: pip cannot reach PyPI. The tests that need it skip; a machine kind with PyPI (polyglot) runs them."; \
+		exit 0; \
+	fi; \
+	rm -rf $$probe; \
+	echo "installing MLflow $(MLFLOW_VERSION) into $(MLFLOW_DIR)"; \
+	$(PYTHON) -m venv $(MLFLOW_DIR); \
+	$(MLFLOW_DIR)/bin/pip install --quiet --disable-pip-version-check mlflow==$(MLFLOW_VERSION) boto3==$(BOTO3_VERSION); \
+	ln -s $(MLFLOW_DIR)/bin/mlflow $(TOOLS_BIN)/mlflow
+
+# Schemathesis, run by the gateway's tests against the running gateway (never
+# imported): a virtual environment per version, linked as
+# $(TOOLS_BIN)/schemathesis once complete. Where pip cannot reach its package
+# index (the go-docker machine kind has no PyPI) this is not an error:
+# $(TOOLS_BIN)/schemathesis.unavailable says so and the test skips, naming
+# it; with the index reachable, a failed install fails.
+.PHONY: schemathesis
+schemathesis: ## Install the pinned Schemathesis from PyPI into the tool cache
+	@if [ "$$(readlink $(TOOLS_BIN)/schemathesis)" = $(SCHEMATHESIS_DIR)/bin/schemathesis ] && [ -x $(SCHEMATHESIS_DIR)/bin/schemathesis ]; then exit 0; fi; \
+	mkdir -p $(TOOLS_BIN) $(CACHE)/schemathesis; rm -rf $(TOOLS_BIN)/schemathesis $(TOOLS_BIN)/schemathesis.unavailable $(SCHEMATHESIS_DIR); \
+	probe=$$(mktemp -d); \
+	if ! out=$$($(PYTHON) -m pip download --quiet --disable-pip-version-check --no-deps --retries 1 --timeout 20 \
+			--dest $$probe schemathesis==$(SCHEMATHESIS_VERSION) 2>&1); then \
+		rm -rf $$probe; \
+		{ echo "Schemathesis $(SCHEMATHESIS_VERSION) cannot be installed here: pip cannot reach its package index (PyPI)."; \
+		  echo "$$out" | tail -n 3; } > $(TOOLS_BIN)/schemathesis.unavailable; \
+		echo "Schemathesis $(SCHEMATHESIS_VERSION) cannot be installed here: pip cannot reach PyPI. The OpenAPI check skips; a machine kind with PyPI (polyglot) runs it."; \
+		exit 0; \
+	fi; \
+	rm -rf $$probe; \
+	echo "installing Schemathesis $(SCHEMATHESIS_VERSION) into $(SCHEMATHESIS_DIR)"; \
+	$(PYTHON) -m venv $(SCHEMATHESIS_DIR); \
+	$(SCHEMATHESIS_DIR)/bin/pip install --quiet --disable-pip-version-check schemathesis==$(SCHEMATHESIS_VERSION); \
+	ln -s $(SCHEMATHESIS_DIR)/bin/schemathesis $(TOOLS_BIN)/schemathesis
 
 # The OCI distribution-spec conformance suite, run against the embedded registry.
 $(TOOLS_BIN)/conformance:
@@ -117,6 +183,26 @@ bench-pipeline: deps ## Upload to run.started with a cached image (p50/p99 over 
 .PHONY: bench-images
 bench-images: deps ## Image builds: 1 GiB wheel cold/warm, sharing ratio, beside sha256+gzip and docker build
 	$(GO) test ./images/assemble -run '^$$' -bench BenchmarkImages -benchtime 1x -timeout 30m -v
+
+# make images: every framework image built from its lock and pushed to the
+# embedded registry, started here on REGISTRY_ADDR with its data in
+# $(CACHE)/registry (kept across runs). The wheels come from PyPI (each spec's
+# index) and are kept in the layer cache's wheel store by sha256: each is
+# downloaded once per machine. IMAGES=NAME... builds only those.
+REGISTRY_ADDR ?= 127.0.0.1:5050
+IMAGES    ?=
+
+.PHONY: images
+images: build $(ROOTFS) $(ROOTFS_TORCH) ## Build every framework image from its lock (wheels from PyPI, downloaded once) and push it to the embedded registry on REGISTRY_ADDR
+	@mkdir -p $(CACHE)/registry
+	$(BIN)/vp registry --addr $(REGISTRY_ADDR) --data $(CACHE)/registry --log-level warn & reg=$$!; \
+	trap 'kill $$reg; wait $$reg 2>/dev/null || true' EXIT; \
+	for i in $$(seq 100); do curl -fsS -o /dev/null http://$(REGISTRY_ADDR)/v2/ && break; kill -0 $$reg || exit 1; sleep 0.1; done; \
+	$(BIN)/vp images build --registry $(REGISTRY_ADDR)/vp $(IMAGES)
+
+.PHONY: bench-mlflow
+bench-mlflow: mlflow ## mlflow-sync: run.progress events/s to a real MLflow server, one log-batch per event against one log-metric per metric
+	$(GO) test ./functions/mlflow-sync -run '^$$' -bench BenchmarkSync -benchtime 3x -timeout 20m -v
 
 .PHONY: locks
 locks: ## Resolve the framework lock files with pip (INDEX=URL and/or FIND_LINKS=DIR; needs a reachable index or wheelhouse)

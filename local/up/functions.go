@@ -14,8 +14,10 @@ import (
 	gpurunner "github.com/vision-platform/vp/functions/gpu-runner"
 	imagebuilder "github.com/vision-platform/vp/functions/image-builder"
 	jobtrigger "github.com/vision-platform/vp/functions/job-trigger"
+	mlflowsync "github.com/vision-platform/vp/functions/mlflow-sync"
 	runrecorder "github.com/vision-platform/vp/functions/run-recorder"
 	"github.com/vision-platform/vp/internal/ledger"
+	"github.com/vision-platform/vp/local/broker"
 )
 
 // functions makes the platform's functions, dataset-intake first (MinIO's
@@ -93,6 +95,16 @@ func (c Config) functions(creds Credentials, log zerolog.Logger) ([]platformFunc
 		reg := prometheus.NewRegistry()
 		add(runrecorder.FuncYAML, runrecorder.New(runrecorder.WithMetrics(reg), runrecorder.WithLogger(logger("run-recorder"))), reg, with(nil))
 	}
+	if c.MLflow != "" {
+		reg := prometheus.NewRegistry()
+		cfg := with(map[string]string{mlflowsync.EnvTrackingURI: c.MLflow})
+		for _, k := range []string{mlflowsync.EnvToken, mlflowsync.EnvUsername, mlflowsync.EnvPassword, mlflowsync.EnvRegisterModels, mlflowsync.EnvModelName, mlflowsync.EnvTimeout} {
+			if v := c.MLflowSettings[k]; v != "" {
+				cfg[k] = v
+			}
+		}
+		add(mlflowsync.FuncYAML, mlflowsync.New(mlflowsync.WithMetrics(reg), mlflowsync.WithLogger(logger("mlflow-sync"))), reg, cfg)
+	}
 	out := make([]platformFunction, len(list))
 	for i, m := range list {
 		spec, err := funcyaml.Parse("func.yaml", m.yaml)
@@ -100,6 +112,18 @@ func (c Config) functions(creds Credentials, log zerolog.Logger) ([]platformFunc
 			return nil, fmt.Errorf("a function's func.yaml: %w", err)
 		}
 		out[i] = platformFunction{name: spec.Name, spec: spec, f: m.f, cfg: m.cfg, metrics: m.reg, log: logger(spec.Name)}
+		if spec.Name == "mlflow-sync" {
+			out[i].delivery = mlflowDelivery()
+		}
 	}
 	return out, nil
+}
+
+// mlflowDelivery redelivers to mlflow-sync for about an hour (60 tries,
+// linear from 2 s, at most 2 minutes apart) rather than Knative's default
+// of about 3.5 minutes: while MLflow is down the runs' events wait in the
+// broker, and drain once it is back.
+func mlflowDelivery() *broker.DeliverySpec {
+	retry := int32(60)
+	return &broker.DeliverySpec{Retry: &retry, BackoffPolicy: "linear", BackoffDelay: "PT2S"}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/vision-platform/vp/events"
 	"github.com/vision-platform/vp/functions/fn"
 	"github.com/vision-platform/vp/functions/funcyaml"
+	"github.com/vision-platform/vp/functions/mlflow-sync/mlflow"
 	"github.com/vision-platform/vp/internal/ledger"
 	"github.com/vision-platform/vp/local/broker"
 	"github.com/vision-platform/vp/local/minio"
@@ -78,6 +79,15 @@ type Config struct {
 	Python, SDK string
 	// TriggersFile adds triggers to the platform's own.
 	TriggersFile string
+	// MLflow is the tracking URI of an MLflow server (http or https): set,
+	// the mlflow-sync function joins the others and keeps an MLflow run
+	// for each platform run; empty, nothing changes.
+	MLflow string
+	// MLflowSettings are mlflow-sync's other settings: VP_MLFLOW_TOKEN, or
+	// VP_MLFLOW_USERNAME and VP_MLFLOW_PASSWORD, VP_MLFLOW_REGISTER_MODELS,
+	// VP_MLFLOW_MODEL_NAME, VP_MLFLOW_TIMEOUT (the command takes them from
+	// its environment: secrets stay off its command line).
+	MLflowSettings map[string]string
 	// Out receives the summary of addresses and credentials (default
 	// standard error).
 	Out io.Writer
@@ -335,6 +345,11 @@ func waitReady(ctx context.Context, url string) error {
 
 // preflight checks what the platform needs before anything starts.
 func preflight(ctx context.Context, c Config) error {
+	if c.MLflow != "" {
+		if _, err := mlflow.New(c.MLflow); err != nil {
+			return &Problem{What: "the MLflow tracking URI is not usable", Err: err, Fix: "pass --mlflow the tracking server's URL, such as http://127.0.0.1:5000 (credentials go in VP_MLFLOW_TOKEN, or VP_MLFLOW_USERNAME and VP_MLFLOW_PASSWORD)"}
+		}
+	}
 	if _, err := os.Stat(c.Specs); err != nil {
 		return &Problem{What: "no image specs at " + c.Specs, Err: err, Fix: "run vp up from the repository's root (make up does), or pass --specs"}
 	}
@@ -375,6 +390,9 @@ type platformFunction struct {
 	metrics *prometheus.Registry
 	log     zerolog.Logger
 	ln      net.Listener
+	// delivery is the delivery spec of the function's triggers; nil for
+	// Knative's default.
+	delivery *broker.DeliverySpec
 }
 
 // triggers makes the broker's triggers: one per subscription of each
@@ -389,7 +407,22 @@ func triggers(fns []platformFunction, display string) ([]broker.Trigger, error) 
 	var b strings.Builder
 	b.WriteString(SubscriptionTriggers(specs, func(name string) string { return addrs[name] }))
 	fmt.Fprintf(&b, "---\napiVersion: eventing.knative.dev/v1\nkind: Trigger\nmetadata:\n  name: event-display\nspec:\n  broker: default\n  subscriber:\n    uri: http://%s/\n  delivery:\n    retry: 3\n    backoffDelay: PT0.2S\n", display)
-	return broker.ParseTriggers("vp up (from the functions' func.yaml)", []byte(b.String()))
+	trs, err := broker.ParseTriggers("vp up (from the functions' func.yaml)", []byte(b.String()))
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range fns {
+		if f.delivery == nil {
+			continue
+		}
+		for i := range trs {
+			if trs[i].Spec.Subscriber.URI == addrs[f.spec.Name] {
+				d := *f.delivery
+				trs[i].Spec.Delivery = &d
+			}
+		}
+	}
+	return trs, nil
 }
 
 // SubscriptionTriggers is the Trigger objects (YAML, as the local broker
@@ -423,6 +456,9 @@ func (c Config) summary(creds Credentials, fns []platformFunction, display strin
 	fmt.Fprintf(w, "  buckets\t%s (uploads train), %s, %s\n", DatasetsBucket, RunsBucket, ledger.DefaultBucket)
 	fmt.Fprintf(w, "OCI registry\t%s\n", c.RegistryAddr)
 	fmt.Fprintf(w, "event display\thttp://%s\n", display)
+	if c.MLflow != "" {
+		fmt.Fprintf(w, "MLflow tracking\t%s\t(runs synced by mlflow-sync)\n", c.MLflow)
+	}
 	for _, f := range fns {
 		fmt.Fprintf(w, "%s\thttp://%s\t/metrics\n", f.name, f.ln.Addr())
 	}
