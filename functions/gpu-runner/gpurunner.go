@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/prometheus/client_golang/prometheus"
@@ -220,9 +221,20 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 		ev = ev.Str("agent", strings.Join(append([]string{p.Agent}, p.AgentArgs...), " ")).Str("workDir", p.WorkDir).Int("maxRuns", p.Slots).Strs("gpus", p.GPUs())
 	}
 	ev.Msg("gpu-runner started")
-	if err := f.resume(ctx); err != nil {
+	// The store may come up after the function (vp up starts MinIO once
+	// dataset-intake answers): relaunch the interrupted runs as soon as the
+	// ledger can be read, trying for up to two minutes.
+	go func() {
+		rctx := context.WithoutCancel(ctx)
+		var err error
+		for i := 0; i < 120; i++ {
+			if err = f.resume(rctx); err == nil {
+				return
+			}
+			time.Sleep(time.Second)
+		}
 		f.log.Error().Err(err).Msg("relaunching interrupted runs")
-	}
+	}()
 	return nil
 }
 

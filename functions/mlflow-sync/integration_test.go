@@ -3,7 +3,11 @@ package mlflowsync_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -25,6 +29,7 @@ import (
 	"github.com/vision-platform/vp/functions/fn"
 	mlflowsync "github.com/vision-platform/vp/functions/mlflow-sync"
 	"github.com/vision-platform/vp/functions/mlflow-sync/mlflow"
+	"github.com/vision-platform/vp/internal/objstore"
 	"github.com/vision-platform/vp/internal/testsupport"
 )
 
@@ -93,6 +98,82 @@ func newRun(t testing.TB, seed int64, steps int, status string) *platformRun {
 	}
 	return r
 }
+
+// storeArtifacts puts files (name → content) in MinIO under the run's
+// output and makes them run.finished's artifacts, with their sha256 and
+// size; missing ones are announced but never put.
+func (r *platformRun) storeArtifacts(t testing.TB, m *testsupport.MinIO, files map[string]string, missing ...string) {
+	t.Helper()
+	ctx := context.Background()
+	r.fin.Artifacts = nil
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		body := files[name]
+		key := r.runID + "/" + name
+		if _, err := m.Client.PutObject(ctx, "runs", key, strings.NewReader(body), int64(len(body)), minio.PutObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		r.fin.Artifacts = append(r.fin.Artifacts, events.Artifact{Name: name, URI: "s3://runs/" + key, SHA256: sha256Hex(body), Size: int64(len(body))})
+	}
+	for _, name := range missing {
+		r.fin.Artifacts = append(r.fin.Artifacts, events.Artifact{Name: name, URI: "s3://runs/" + r.runID + "/" + name, SHA256: sha256Hex(""), Size: 0})
+	}
+	var err error
+	if r.finished, err = events.New(ctx, "/agent", r.fin, events.WithTime(r.finished.Time())); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func sha256Hex(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+// objects is the sha256 of each object under the s3:// folder, by its
+// path in the folder.
+func objects(t testing.TB, m *testsupport.MinIO, folder string) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	u, err := objstore.ParseURI(folder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := strings.TrimSuffix(u.Key, "/") + "/"
+	got := map[string]string{}
+	for oi := range m.Client.ListObjects(ctx, u.Bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+		if oi.Err != nil {
+			t.Fatal(oi.Err)
+		}
+		obj, err := m.Client.GetObject(ctx, u.Bucket, oi.Key, minio.GetObjectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(obj)
+		obj.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[strings.TrimPrefix(oi.Key, prefix)] = sha256Hex(string(b))
+	}
+	return got
+}
+
+// mlflowRun is the MLflow run of a platform run.
+func mlflowRun(t testing.TB, c *mlflow.Client, runID string) mlflow.Run {
+	t.Helper()
+	ctx := context.Background()
+	x, err := c.ExperimentByName(ctx, "datasets/cats/v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs, err := c.SearchRuns(ctx, []string{x.ID}, "tags.vp_run_id = '"+runID+"'")
+	if err != nil || len(runs) != 1 {
+		t.Fatalf("SearchRuns(%s) = %d runs, %v; want one", runID, len(runs), err)
+	}
+	return runs[0]
+}
+
+// noCopy is a store without the server-side copy.
+type noCopy struct{ objstore.Store }
 
 func (r *platformRun) all() []event.Event {
 	return append(append([]event.Event{r.started}, r.progress...), r.finished)
@@ -431,6 +512,161 @@ func TestInt_Sync(t *testing.T) {
 		none, err := c.SearchModelVersions(ctx, "run_id = '"+failedRun.Info.RunID+"'")
 		if err != nil || len(none) != 0 {
 			t.Errorf("model versions of the failed run = %+v, %v; want none", none, err)
+		}
+	})
+
+	s3cfg := map[string]string{
+		mlflowsync.EnvTrackingURI: ml.URL, mlflowsync.EnvRegisterModels: "true",
+		"VP_S3_ENDPOINT": m.Endpoint, "VP_S3_ACCESS_KEY": testsupport.MinIOUser, "VP_S3_SECRET_KEY": testsupport.MinIOPassword,
+	}
+	files := map[string]string{
+		"weights/model.pt": "resnet18 weights \x00\x01\x02", "metrics.json": `{"accuracy": 0.52}`, "model_card.json": `{"model": "torchvision/resnet18"}`,
+	}
+	wantObjects := map[string]string{}
+	for name, body := range files {
+		wantObjects[name] = sha256Hex(body)
+	}
+
+	t.Run("artifacts copied into the MLflow run", func(t *testing.T) {
+		ctx := context.Background()
+		withStore := function(t, zerolog.Nop(), s3cfg)
+		r := newRun(t, 12, 2, events.StatusSucceeded)
+		r.storeArtifacts(t, m, files, "gone.txt")
+		deliverAll(t, withStore, r.all())
+		want := r.want()
+		want.Tags[mlflowsync.TagArtifactsCopied] = "true"
+		if diff := cmp.Diff(want, snapshot(t, c, r.runID)); diff != "" {
+			t.Errorf("MLflow's run (-want +got):\n%s", diff)
+		}
+		run := mlflowRun(t, c, r.runID)
+		if !strings.HasPrefix(run.Info.ArtifactURI, "s3://runs/") {
+			t.Fatalf("the MLflow run's artifact_uri = %q, want it in s3://runs/", run.Info.ArtifactURI)
+		}
+		// MLflow lists them, reading MinIO, as its UI does.
+		root, err := c.ListArtifacts(ctx, run.Info.RunID, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		inWeights, err := c.ListArtifacts(ctx, run.Info.RunID, "weights")
+		if err != nil {
+			t.Fatal(err)
+		}
+		byPath := func(a, b mlflow.FileInfo) int { return strings.Compare(a.Path, b.Path) }
+		slices.SortFunc(root, byPath)
+		wantRoot := []mlflow.FileInfo{
+			{Path: "metrics.json", FileSize: int64(len(files["metrics.json"]))},
+			{Path: "model_card.json", FileSize: int64(len(files["model_card.json"]))},
+			{Path: "weights", IsDir: true},
+		}
+		if diff := cmp.Diff(wantRoot, root); diff != "" {
+			t.Errorf("artifacts/list of the run (-want +got):\n%s", diff)
+		}
+		wantWeights := []mlflow.FileInfo{{Path: "weights/model.pt", FileSize: int64(len(files["weights/model.pt"]))}}
+		if diff := cmp.Diff(wantWeights, inWeights); diff != "" {
+			t.Errorf("artifacts/list of the run's weights (-want +got):\n%s", diff)
+		}
+		// The bytes at the run's artifact path are the originals' (sha256).
+		if diff := cmp.Diff(wantObjects, objects(t, m, run.Info.ArtifactURI)); diff != "" {
+			t.Errorf("the sha256 of the objects in the run's artifact folder (-want +got):\n%s", diff)
+		}
+		// The registered version's source is the copy; the original URI
+		// and sha256 are its tags.
+		mvs, err := c.SearchModelVersions(ctx, "name = 'torchvision-resnet18' and run_id = '"+run.Info.RunID+"'")
+		if err != nil || len(mvs) != 1 {
+			t.Fatalf("model versions of the run = %+v, %v; want one", mvs, err)
+		}
+		weights := r.fin.Artifacts[slices.IndexFunc(r.fin.Artifacts, func(a events.Artifact) bool { return a.Name == "weights/model.pt" })]
+		if want := run.Info.ArtifactURI + "/weights/model.pt"; mvs[0].Source != want {
+			t.Errorf("model version source = %q, want the copy %q", mvs[0].Source, want)
+		}
+		tags := map[string]string{}
+		for _, tg := range mvs[0].Tags {
+			tags[tg.Key] = tg.Value
+		}
+		if tags["vp_weights"] != weights.URI || tags["vp_weights_sha256"] != weights.SHA256 {
+			t.Errorf("model version tags vp_weights, vp_weights_sha256 = %q, %q; want %q, %q", tags["vp_weights"], tags["vp_weights_sha256"], weights.URI, weights.SHA256)
+		}
+
+		// Redelivered, to this instance and to a new one (which knows only
+		// what MLflow holds): nothing is copied again. A copy removed since
+		// stays removed.
+		copyURI, err := objstore.ParseURI(run.Info.ArtifactURI + "/metrics.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Client.RemoveObject(ctx, copyURI.Bucket, copyURI.Key, minio.RemoveObjectOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		deliverAll(t, withStore, []event.Event{r.finished})
+		deliverAll(t, function(t, zerolog.Nop(), s3cfg), []event.Event{r.finished})
+		again := maps.Clone(wantObjects)
+		delete(again, "metrics.json")
+		if diff := cmp.Diff(again, objects(t, m, run.Info.ArtifactURI)); diff != "" {
+			t.Errorf("the run's artifact folder after redeliveries (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff(want, snapshot(t, c, r.runID)); diff != "" {
+			t.Errorf("MLflow's run after redeliveries (-want +got):\n%s", diff)
+		}
+		if mvs, err := c.SearchModelVersions(ctx, "run_id = '"+run.Info.RunID+"'"); err != nil || len(mvs) != 1 {
+			t.Errorf("model versions of the run after redeliveries = %+v, %v; want one", mvs, err)
+		}
+	})
+
+	t.Run("artifacts copied through the function by a store that cannot copy", func(t *testing.T) {
+		f := function(t, zerolog.Nop(), map[string]string{mlflowsync.EnvTrackingURI: ml.URL},
+			mlflowsync.WithStore(noCopy{objstore.FromMinIO(m.Client)}))
+		r := newRun(t, 13, 1, events.StatusFailed)
+		r.storeArtifacts(t, m, files)
+		deliverAll(t, f, r.all())
+		want := r.want()
+		want.Tags[mlflowsync.TagArtifactsCopied] = "true"
+		if diff := cmp.Diff(want, snapshot(t, c, r.runID)); diff != "" {
+			t.Errorf("MLflow's run (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff(wantObjects, objects(t, m, mlflowRun(t, c, r.runID).Info.ArtifactURI)); diff != "" {
+			t.Errorf("the sha256 of the objects in the run's artifact folder (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("a store error is redelivered", func(t *testing.T) {
+		bad := maps.Clone(s3cfg)
+		bad["VP_S3_SECRET_KEY"] = "not-the-password"
+		refused := function(t, zerolog.Nop(), bad)
+		r := newRun(t, 15, 1, events.StatusSucceeded)
+		r.storeArtifacts(t, m, files)
+		deliverAll(t, refused, append([]event.Event{r.started}, r.progress...))
+		if status, _, body := testsupport.Deliver(t, refused, r.finished); status != http.StatusServiceUnavailable {
+			t.Errorf("delivering run.finished with the store refusing = %d %s, want 503", status, body)
+		}
+		run := mlflowRun(t, c, r.runID)
+		if v, ok := run.Tag(mlflowsync.TagArtifactsCopied); ok {
+			t.Errorf("after a failed copy the run is tagged %s = %q", mlflowsync.TagArtifactsCopied, v)
+		}
+		// Redelivered once the store takes the credentials.
+		deliverAll(t, function(t, zerolog.Nop(), s3cfg), []event.Event{r.finished})
+		want := r.want()
+		want.Tags[mlflowsync.TagArtifactsCopied] = "true"
+		if diff := cmp.Diff(want, snapshot(t, c, r.runID)); diff != "" {
+			t.Errorf("MLflow's run (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff(wantObjects, objects(t, m, run.Info.ArtifactURI)); diff != "" {
+			t.Errorf("the sha256 of the objects in the run's artifact folder (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("artifacts left alone outside the runs bucket", func(t *testing.T) {
+		// The experiment's artifact location is s3://runs/, not this
+		// instance's runs bucket: the folder may be in another store.
+		cfg := maps.Clone(s3cfg)
+		cfg[mlflowsync.EnvRunsBucket] = "elsewhere"
+		r := newRun(t, 14, 1, events.StatusSucceeded)
+		r.storeArtifacts(t, m, files)
+		deliverAll(t, function(t, zerolog.Nop(), cfg), r.all())
+		if diff := cmp.Diff(r.want(), snapshot(t, c, r.runID)); diff != "" {
+			t.Errorf("MLflow's run (-want +got):\n%s", diff)
+		}
+		if got := objects(t, m, mlflowRun(t, c, r.runID).Info.ArtifactURI); len(got) != 0 {
+			t.Errorf("objects in the run's artifact folder = %v, want none", got)
 		}
 	})
 

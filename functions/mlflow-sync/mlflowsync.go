@@ -18,6 +18,7 @@ import (
 	"github.com/vision-platform/vp/events"
 	"github.com/vision-platform/vp/functions/fn"
 	"github.com/vision-platform/vp/functions/mlflow-sync/mlflow"
+	"github.com/vision-platform/vp/internal/objstore"
 )
 
 // FuncYAML is the function's func.yaml.
@@ -51,7 +52,9 @@ type Function struct {
 	client     *mlflow.Client
 	register   bool
 	modelName  string
-	artifacts  string // the experiments' artifact location
+	artifacts  string         // the experiments' artifact location
+	bucket     string         // its bucket, the runs bucket
+	store      objstore.Store // nil: artifacts are not copied
 	runs       *runCache
 	expMu      sync.Mutex
 	expIDs     map[string]string // experiment name → id
@@ -68,6 +71,10 @@ func WithLogger(l zerolog.Logger) Option { return func(f *Function) { f.log = &l
 
 // WithMetrics registers the function's metrics with r.
 func WithMetrics(r prometheus.Registerer) Option { return func(f *Function) { f.reg = r } }
+
+// WithStore copies run artifacts within s instead of the store VP_S3_*
+// names.
+func WithStore(s objstore.Store) Option { return func(f *Function) { f.store = s } }
 
 // WithHTTPClient calls MLflow with hc.
 func WithHTTPClient(hc *http.Client) Option { return func(f *Function) { f.hc = hc } }
@@ -106,8 +113,11 @@ func New(opts ...Option) *Function {
 // default), VP_MLFLOW_MODEL_NAME (the registered model's name,
 // DefaultModelName by default), VP_MLFLOW_TIMEOUT (per request, 10s),
 // VP_RUNS_BUCKET (the experiments' artifact location s3://<bucket>/; runs
-// by default), VP_LOG_FORMAT and VP_LOG_LEVEL. MLflow itself need not be
-// up: events wait in the broker until it is.
+// by default), VP_S3_* (the platform's object store, where run artifacts
+// are copied into their MLflow run's artifact folder; without
+// VP_S3_ENDPOINT they are only recorded as tags), VP_LOG_FORMAT and
+// VP_LOG_LEVEL. Neither MLflow nor the store need be up: events wait in
+// the broker until they are.
 func (f *Function) Start(_ context.Context, cfg map[string]string) error {
 	c := fn.Config(cfg)
 	if f.log == nil {
@@ -159,12 +169,23 @@ func (f *Function) Start(_ context.Context, cfg map[string]string) error {
 	if strings.ContainsAny(f.modelName, "/:") {
 		return fmt.Errorf("%s: %q: MLflow's model names cannot hold / or :", EnvModelName, f.modelName)
 	}
-	bucket := c.Or(EnvRunsBucket, "runs")
-	f.artifacts = "s3://" + bucket + "/"
+	if f.store == nil {
+		st, err := c.Store()
+		switch {
+		case errors.Is(err, objstore.ErrNoEndpoint):
+			f.log.Info().Msg("VP_S3_ENDPOINT is not set: run artifacts are recorded as tags only, not copied into their MLflow runs' artifact folders")
+		case err != nil:
+			return err
+		default:
+			f.store = st
+		}
+	}
+	f.bucket = c.Or(EnvRunsBucket, "runs")
+	f.artifacts = "s3://" + f.bucket + "/"
 	f.runs = newRunCache(f.cacheSize)
 	f.client = client
 	f.log.Info().Str("tracking_uri", client.URI()).Str("auth", auth).Bool("register_models", f.register).
-		Str("artifact_location", f.artifacts).Msg("syncing runs to MLflow")
+		Str("artifact_location", f.artifacts).Bool("copy_artifacts", f.store != nil).Msg("syncing runs to MLflow")
 	return nil
 }
 

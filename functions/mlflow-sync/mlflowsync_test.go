@@ -34,7 +34,7 @@ func TestFuncYAML(t *testing.T) {
 	for _, e := range f.Run.Envs {
 		envs[e.Name] = true
 	}
-	for _, name := range []string{EnvTrackingURI, EnvToken, EnvUsername, EnvPassword, EnvRegisterModels, EnvRunsBucket} {
+	for _, name := range []string{EnvTrackingURI, EnvToken, EnvUsername, EnvPassword, EnvRegisterModels, EnvRunsBucket, "VP_S3_ENDPOINT", "VP_S3_ACCESS_KEY", "VP_S3_SECRET_KEY"} {
 		if !envs[name] {
 			t.Errorf("func.yaml does not set %s", name)
 		}
@@ -64,7 +64,9 @@ func TestStartConfig(t *testing.T) {
 		{"model name with a slash", map[string]string{EnvTrackingURI: ok, EnvModelName: "vp/{name}"}, EnvModelName},
 		{"bad timeout", map[string]string{EnvTrackingURI: ok, EnvTimeout: "soon"}, EnvTimeout},
 		{"zero timeout", map[string]string{EnvTrackingURI: ok, EnvTimeout: "0s"}, EnvTimeout},
+		{"bad store setting", map[string]string{EnvTrackingURI: ok, "VP_S3_ENDPOINT": "127.0.0.1:9000", "VP_S3_SECURE": "maybe"}, "VP_S3_SECURE"},
 		{"good", map[string]string{EnvTrackingURI: ok}, ""},
+		{"good with a store", map[string]string{EnvTrackingURI: ok, "VP_S3_ENDPOINT": "127.0.0.1:9000", "VP_S3_ACCESS_KEY": "k", "VP_S3_SECRET_KEY": "s3-secret"}, ""},
 		{"good with a path and a token", map[string]string{EnvTrackingURI: "https://mlflow.example/prefix/", EnvToken: "t0ken-secret"}, ""},
 		{"good with basic auth", map[string]string{EnvTrackingURI: ok, EnvUsername: "me", EnvPassword: "hunter2-secret", EnvRegisterModels: "true"}, ""},
 	} {
@@ -85,12 +87,37 @@ func TestStartConfig(t *testing.T) {
 			if ready != (err == nil) {
 				t.Errorf("Ready() = %v after Start() = %v", ready, err)
 			}
-			for _, secret := range []string{"hunter2-secret", "t0ken-secret"} {
+			for _, secret := range []string{"hunter2-secret", "t0ken-secret", "s3-secret"} {
 				if strings.Contains(logs.String(), secret) || (err != nil && strings.Contains(err.Error(), secret)) {
 					t.Errorf("a secret was printed: logs %q, error %v", logs.String(), err)
 				}
 			}
 		})
+	}
+}
+
+// TestStartWithoutStore: without VP_S3_ENDPOINT the function starts, and
+// says once that artifacts are not copied.
+func TestStartWithoutStore(t *testing.T) {
+	for _, tc := range []struct {
+		desc string
+		cfg  map[string]string
+		want int // log lines naming VP_S3_ENDPOINT
+	}{
+		{"no endpoint", map[string]string{EnvTrackingURI: "http://127.0.0.1:5000"}, 1},
+		{"an endpoint", map[string]string{EnvTrackingURI: "http://127.0.0.1:5000", "VP_S3_ENDPOINT": "127.0.0.1:9000"}, 0},
+	} {
+		var logs bytes.Buffer
+		f := New(WithLogger(zerolog.New(&logs)))
+		if err := f.Start(context.Background(), tc.cfg); err != nil {
+			t.Fatalf("%s: Start() = %v", tc.desc, err)
+		}
+		if got := strings.Count(logs.String(), "VP_S3_ENDPOINT is not set"); got != tc.want {
+			t.Errorf("%s: Start() logged %d lines saying VP_S3_ENDPOINT is not set, want %d:\n%s", tc.desc, got, tc.want, logs.String())
+		}
+		if got := (f.store != nil); got != (tc.want == 0) {
+			t.Errorf("%s: Start() made a store: %v, want %v", tc.desc, got, tc.want == 0)
+		}
 	}
 }
 
@@ -117,19 +144,44 @@ func TestWeights(t *testing.T) {
 	a := func(name string) events.Artifact {
 		return events.Artifact{Name: name, URI: "s3://runs/run-1/" + name, SHA256: strings.Repeat("a", 64)}
 	}
+	other := events.Artifact{Name: "weights/b.pt", URI: "s3://elsewhere/b.bin", SHA256: strings.Repeat("b", 64)}
 	for _, tc := range []struct {
-		desc         string
-		arts         []events.Artifact
-		source, hash string
+		desc            string
+		arts            []events.Artifact
+		name, uri, hash string
 	}{
-		{"none", []events.Artifact{a("metrics.json")}, "", ""},
-		{"one file", []events.Artifact{a("metrics.json"), a("weights/model.pt")}, "s3://runs/run-1/weights/model.pt", strings.Repeat("a", 64)},
-		{"several: the folder", []events.Artifact{a("weights/b.pt"), a("weights/a.json")}, "s3://runs/run-1/weights/", ""},
-		{"nested", []events.Artifact{a("weights/x/model.bin"), a("weights/x/config.json")}, "s3://runs/run-1/weights/", ""},
+		{"none", []events.Artifact{a("metrics.json")}, "", "", ""},
+		{"one file", []events.Artifact{a("metrics.json"), a("weights/model.pt")}, "weights/model.pt", "s3://runs/run-1/weights/model.pt", strings.Repeat("a", 64)},
+		{"one file, unclean name", []events.Artifact{a("weights//model.pt")}, "weights/model.pt", "s3://runs/run-1/weights//model.pt", strings.Repeat("a", 64)},
+		{"several: the folder", []events.Artifact{a("weights/b.pt"), a("weights/a.json")}, "weights/", "s3://runs/run-1/weights/", ""},
+		{"nested", []events.Artifact{a("weights/x/model.bin"), a("weights/x/config.json")}, "weights/", "s3://runs/run-1/weights/", ""},
+		{"several, not in one folder: the first", []events.Artifact{other, a("weights/c.pt")}, "weights/b.pt", other.URI, other.SHA256},
 	} {
-		src, h := weights(tc.arts)
-		if src != tc.source || h != tc.hash {
-			t.Errorf("%s: weights() = %q, %q; want %q, %q", tc.desc, src, h, tc.source, tc.hash)
+		name, uri, h := weights(tc.arts)
+		if name != tc.name || uri != tc.uri || h != tc.hash {
+			t.Errorf("%s: weights() = %q, %q, %q; want %q, %q, %q", tc.desc, name, uri, h, tc.name, tc.uri, tc.hash)
+		}
+	}
+}
+
+func TestArtifactPath(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		want string // "" when refused
+	}{
+		{"metrics.json", "metrics.json"},
+		{"weights/model.pt", "weights/model.pt"},
+		{"weights//./model.pt", "weights/model.pt"},
+		{"a/../b.txt", "b.txt"},
+		{"../up.txt", ""},
+		{"a/../../up.txt", ""},
+		{"..", ""},
+		{".", ""},
+		{"/abs.txt", ""},
+	} {
+		got, ok := artifactPath(tc.name)
+		if got != tc.want || ok != (tc.want != "") {
+			t.Errorf("artifactPath(%q) = %q, %v; want %q", tc.name, got, ok, tc.want)
 		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/vision-platform/vp/events"
 	"github.com/vision-platform/vp/functions/mlflow-sync/mlflow"
+	"github.com/vision-platform/vp/internal/objstore"
 )
 
 // Tags and params the function writes. Run tags name the platform's ids;
@@ -35,10 +36,14 @@ const (
 	TagLog           = "vp_log"
 	TagLogTail       = "vp_log_tail"
 	TagDuration      = "vp_duration_seconds"
-	TagArtifact      = "vp_artifact."     // + the artifact's name: {"uri","sha256","size"}
-	TagModelVersion  = "vp_model_version" // registered-model/version
-	TagWeights       = "vp_weights"       // on a model version: its source
-	TagWeightsSHA256 = "vp_weights_sha256"
+	TagArtifact      = "vp_artifact." // + the artifact's name: {"uri","sha256","size"}
+	// TagArtifactsCopied ("true") marks a run whose artifacts were copied
+	// into its MLflow artifact folder: a redelivered run.finished copies
+	// nothing again.
+	TagArtifactsCopied = "vp_artifacts_copied"
+	TagModelVersion    = "vp_model_version" // registered-model/version
+	TagWeights         = "vp_weights"       // on a model version: its source
+	TagWeightsSHA256   = "vp_weights_sha256"
 
 	ParamModel     = "model" // framework/name
 	ParamFramework = "framework"
@@ -236,9 +241,10 @@ func (f *Function) progress(ctx context.Context, d *events.RunProgressData) (res
 }
 
 // finished logs a run.finished's final metrics, status, artifacts and log,
-// registers a succeeded run's model when configured, and ends the MLflow
-// run (a terminal run is never made running again: run.progress only logs
-// metrics).
+// ends the MLflow run (a terminal run is never made running again:
+// run.progress only logs metrics), copies the artifacts into the MLflow
+// run's artifact folder when it has the store, and registers a succeeded
+// run's model when configured.
 func (f *Function) finished(ctx context.Context, e event.Event, d *events.RunFinishedData) (result, error) {
 	s := f.runs.acquire(d.RunID)
 	defer f.runs.release(s)
@@ -289,8 +295,27 @@ func (f *Function) syncFinished(ctx context.Context, s *runState, e event.Event,
 		}
 		s.status, res = want, resultSynced
 	}
-	if f.register && d.Status == events.StatusSucceeded {
-		created, err := f.registerModel(ctx, s, d)
+	copying := f.store != nil && len(d.Artifacts) > 0
+	registering := f.register && d.Status == events.StatusSucceeded
+	if !copying && !registering {
+		return res, nil
+	}
+	r, err := f.client.GetRun(ctx, s.mlflowID)
+	if err != nil {
+		return "", fmt.Errorf("reading MLflow run %s: %w", s.mlflowID, err)
+	}
+	var folder *objstore.URI // the run's artifact folder, holding its artifacts
+	if copying {
+		var now bool
+		if folder, now, err = f.copyArtifacts(ctx, r, d); err != nil {
+			return "", err
+		}
+		if now {
+			res = resultSynced
+		}
+	}
+	if registering {
+		created, err := f.registerModel(ctx, r, d, folder)
 		if err != nil {
 			return "", err
 		}
@@ -299,6 +324,87 @@ func (f *Function) syncFinished(ctx context.Context, s *runState, e event.Event,
 		}
 	}
 	return res, nil
+}
+
+// copyArtifacts makes the run's artifacts visible in MLflow: each is
+// copied (server-side where the store can) to <artifact_uri>/<name> of its
+// MLflow run, once, and the run is then tagged TagArtifactsCopied. It
+// returns the artifact folder when the artifacts are in it (copied now or
+// before), and whether it copied them now. A folder that is not in the
+// runs bucket of the platform's store (an experiment made elsewhere with
+// another artifact location) is left alone, as is an artifact missing
+// from the store or with a name that is not a relative path; a store that
+// fails is an error (the broker redelivers, and copying again is
+// harmless).
+func (f *Function) copyArtifacts(ctx context.Context, r mlflow.Run, d *events.RunFinishedData) (*objstore.URI, bool, error) {
+	log := f.log.With().Str("run", d.RunID).Str("artifact_uri", r.Info.ArtifactURI).Logger()
+	folder, err := objstore.ParseURI(r.Info.ArtifactURI)
+	if err != nil || folder.Bucket != f.bucket {
+		log.Info().Str("runs_bucket", f.bucket).Msg("not copying the run's artifacts: its MLflow artifact folder is not in the runs bucket of the platform's store")
+		return nil, false, nil
+	}
+	if v, _ := r.Tag(TagArtifactsCopied); v == "true" {
+		return &folder, false, nil
+	}
+	copied := 0
+	for _, a := range d.Artifacts {
+		alog := log.With().Str("artifact", a.Name).Str("uri", a.URI).Logger()
+		name, ok := artifactPath(a.Name)
+		src, err := objstore.ParseURI(a.URI)
+		if !ok || err != nil {
+			alog.Warn().Msg("not copying an artifact whose name is not a relative path or whose URI is not s3://")
+			continue
+		}
+		dst := folder.Join(name)
+		info, err := f.copyObject(ctx, dst, src)
+		if errors.Is(err, objstore.ErrNotFound) {
+			// The source, or a bucket: only a missing source is skipped.
+			if _, serr := f.store.Stat(ctx, src); errors.Is(serr, objstore.ErrNotFound) {
+				alog.Warn().Msg("not copying an artifact that is not in the store")
+				continue
+			}
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("copying artifact %s to the MLflow run's artifacts: %w", a.Name, err)
+		}
+		if info.Size != a.Size {
+			alog.Warn().Int64("size", info.Size).Int64("announced", a.Size).Msg("the artifact's size in the store is not the one run.finished announced")
+		}
+		copied++
+	}
+	if err := f.client.SetTag(ctx, r.Info.RunID, TagArtifactsCopied, "true"); err != nil {
+		return nil, false, fmt.Errorf("tagging the run's artifacts copied: %w", err)
+	}
+	log.Info().Int("copied", copied).Int("skipped", len(d.Artifacts)-copied).Msg("copied the run's artifacts into its MLflow artifact folder")
+	return &folder, true, nil
+}
+
+// copyObject copies src to dst within the store: server-side when the
+// store can, through this process otherwise.
+func (f *Function) copyObject(ctx context.Context, dst, src objstore.URI) (objstore.Info, error) {
+	if c, ok := f.store.(objstore.Copier); ok {
+		return c.Copy(ctx, dst, src)
+	}
+	body, info, err := f.store.Get(ctx, src)
+	if err != nil {
+		return objstore.Info{}, err
+	}
+	defer body.Close()
+	var opts []objstore.PutOption
+	if info.ContentType != "" {
+		opts = append(opts, objstore.WithContentType(info.ContentType))
+	}
+	return f.store.Put(ctx, dst, body, info.Size, opts...)
+}
+
+// artifactPath is an artifact's name as a clean path relative to the
+// artifact folder; false for a name that would leave it.
+func artifactPath(name string) (string, bool) {
+	p := path.Clean(name)
+	if strings.HasPrefix(name, "/") || p == "." || p == ".." || strings.HasPrefix(p, "../") {
+		return "", false
+	}
+	return p, true
 }
 
 // cutTail keeps the last n bytes of s (a log's tail matters most).
@@ -483,17 +589,20 @@ func (f *Function) forgetExperiment(name string) {
 
 // registerModel makes the run's weights a version of its registered model
 // (once per run) and tags the run with it; created reports whether it made
-// the version now.
-func (f *Function) registerModel(ctx context.Context, s *runState, d *events.RunFinishedData) (created bool, err error) {
-	source, sha := weights(d.Artifacts)
-	if source == "" {
+// the version now. The version's source is the weights' copy in the run's
+// artifact folder when folder holds the artifacts, their own URI
+// otherwise; their own URI and sha256 are the version's tags.
+func (f *Function) registerModel(ctx context.Context, r mlflow.Run, d *events.RunFinishedData, folder *objstore.URI) (created bool, err error) {
+	file, uri, sha := weights(d.Artifacts)
+	if uri == "" {
 		f.log.Warn().Str("run", d.RunID).Msg("not registering the model: no weights/ among the run's artifacts")
 		return false, nil
 	}
-	r, err := f.client.GetRun(ctx, s.mlflowID)
-	if err != nil {
-		return false, fmt.Errorf("reading MLflow run %s: %w", s.mlflowID, err)
+	source := uri
+	if folder != nil {
+		source = folder.Join(file).String()
 	}
+	mlflowID := r.Info.RunID
 	params := map[string]string{}
 	for _, p := range r.Data.Params {
 		params[p.Key] = p.Value
@@ -503,7 +612,7 @@ func (f *Function) registerModel(ctx context.Context, s *runState, d *events.Run
 	if err != nil {
 		return false, err
 	}
-	runLit, err := mlflow.Literal(s.mlflowID)
+	runLit, err := mlflow.Literal(mlflowID)
 	if err != nil {
 		return false, err
 	}
@@ -518,7 +627,7 @@ func (f *Function) registerModel(ctx context.Context, s *runState, d *events.Run
 		[]mlflow.Tag{{Key: ParamFramework, Value: params[ParamFramework]}, {Key: ParamModelName, Value: params[ParamModelName]}}); err != nil && !errors.Is(err, mlflow.ErrAlreadyExists) {
 		return false, fmt.Errorf("registering model %q: %w", name, err)
 	}
-	tags := []mlflow.Tag{{Key: TagWeights, Value: source}}
+	tags := []mlflow.Tag{{Key: TagWeights, Value: uri}}
 	if sha != "" {
 		tags = append(tags, mlflow.Tag{Key: TagWeightsSHA256, Value: sha})
 	}
@@ -528,22 +637,23 @@ func (f *Function) registerModel(ctx context.Context, s *runState, d *events.Run
 		}
 	}
 	mv, err := f.client.CreateModelVersion(ctx, mlflow.CreateModelVersionRequest{
-		Name: name, Source: source, RunID: s.mlflowID, Tags: tags,
+		Name: name, Source: source, RunID: mlflowID, Tags: tags,
 		Description: "Run " + d.RunID + " of job " + d.Job + ".",
 	})
 	if err != nil {
 		return false, fmt.Errorf("creating a version of model %q: %w", name, err)
 	}
-	if err := f.client.SetTag(ctx, s.mlflowID, TagModelVersion, mv.Name+"/"+mv.Version); err != nil {
+	if err := f.client.SetTag(ctx, mlflowID, TagModelVersion, mv.Name+"/"+mv.Version); err != nil {
 		return false, fmt.Errorf("tagging the run with its model version: %w", err)
 	}
 	f.log.Info().Str("run", d.RunID).Str("model", mv.Name).Str("version", mv.Version).Str("source", source).Msg("registered the run's model")
 	return true, nil
 }
 
-// weights is the registered model's source: the one file under weights/
-// (with its sha256), or the weights/ folder when there are several.
-func weights(arts []events.Artifact) (source, sha256 string) {
+// weights is the registered model's weights: the one file under weights/
+// (its name, URI and sha256), or the weights/ folder when there are
+// several (its name "weights/" and URI, no sha256).
+func weights(arts []events.Artifact) (name, uri, sha256 string) {
 	var ws []events.Artifact
 	for _, a := range arts {
 		if strings.HasPrefix(path.Clean(a.Name), "weights/") {
@@ -552,15 +662,15 @@ func weights(arts []events.Artifact) (source, sha256 string) {
 	}
 	switch len(ws) {
 	case 0:
-		return "", ""
+		return "", "", ""
 	case 1:
-		return ws[0].URI, ws[0].SHA256
+		return path.Clean(ws[0].Name), ws[0].URI, ws[0].SHA256
 	}
 	slices.SortFunc(ws, func(a, b events.Artifact) int { return strings.Compare(a.Name, b.Name) })
 	a := ws[0]
 	rest := strings.TrimPrefix(path.Clean(a.Name), "weights/")
 	if !strings.HasSuffix(a.URI, "/"+rest) {
-		return a.URI, a.SHA256
+		return path.Clean(a.Name), a.URI, a.SHA256
 	}
-	return strings.TrimSuffix(a.URI, rest), ""
+	return "weights/", strings.TrimSuffix(a.URI, rest), ""
 }

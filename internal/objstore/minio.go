@@ -28,7 +28,10 @@ type Credentials struct {
 // MinIO is a Store on an S3 server through minio-go.
 type MinIO struct{ c *minio.Client }
 
-var _ Store = (*MinIO)(nil)
+var (
+	_ Store  = (*MinIO)(nil)
+	_ Copier = (*MinIO)(nil)
+)
 
 // NewMinIO connects to endpoint, host:port; an http:// or https:// prefix
 // there decides secure.
@@ -156,6 +159,34 @@ func (m *MinIO) Stat(ctx context.Context, u URI, opts ...GetOption) (Info, error
 		return Info{}, fmt.Errorf("describing %s: %w", u, mapErr(err))
 	}
 	return toInfo(u, oi), nil
+}
+
+// maxCopySize is the largest object one server-side CopyObject request
+// copies on S3 (5 GiB); larger ones are copied in parts.
+const maxCopySize = 5 << 30
+
+// Copy implements Copier with a server-side copy: one CopyObject request
+// up to 5 GiB, a multipart copy (UploadPartCopy) above. The copy is of the
+// version Copy describes first; a source changed in between fails the
+// copy (412), to be tried again.
+func (m *MinIO) Copy(ctx context.Context, dst, src URI) (Info, error) {
+	oi, err := m.c.StatObject(ctx, src.Bucket, src.Key, minio.StatObjectOptions{})
+	if err != nil {
+		return Info{}, fmt.Errorf("copying %s to %s: %w", src, dst, mapErr(err))
+	}
+	from := minio.CopySrcOptions{Bucket: src.Bucket, Object: src.Key, MatchETag: oi.ETag}
+	to := minio.CopyDestOptions{Bucket: dst.Bucket, Object: dst.Key}
+	var up minio.UploadInfo
+	if oi.Size <= maxCopySize {
+		up, err = m.c.CopyObject(ctx, to, from)
+	} else {
+		up, err = m.c.ComposeObject(ctx, to, from)
+	}
+	if err != nil {
+		return Info{}, fmt.Errorf("copying %s to %s: %w", src, dst, mapErr(err))
+	}
+	return Info{URI: dst, Size: oi.Size, ETag: up.ETag, VersionID: up.VersionID, ContentType: oi.ContentType,
+		LastModified: up.LastModified}, nil
 }
 
 // PresignGet implements Presigner.

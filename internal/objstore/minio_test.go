@@ -200,6 +200,46 @@ func TestInt_MinIO(t *testing.T) {
 			t.Errorf("presigned GET = %s %q", resp.Status, b)
 		}
 	})
+	t.Run("server-side copy", func(t *testing.T) {
+		var c Copier = s
+		src := URI{"bkt", "big.bin"} // 64 MiB and a byte, from the test above
+		want, _ := readAll(t, s, src)
+		for _, dst := range []URI{{"bkt", "copies/big.bin"}, {"ver", "copies/big.bin"}} {
+			info, err := c.Copy(ctx, dst, src)
+			if err != nil {
+				t.Fatalf("Copy(%s, %s) = %v", dst, src, err)
+			}
+			if info.URI != dst || info.Size != int64(len(want)) || info.ETag == "" {
+				t.Errorf("Copy(%s) = %+v, want %s of %d bytes with an ETag", dst, info, dst, len(want))
+			}
+			// Again: the same bytes at the same key.
+			if _, err := c.Copy(ctx, dst, src); err != nil {
+				t.Fatalf("Copy(%s) again = %v", dst, err)
+			}
+			if got, _ := readAll(t, s, dst); sum(got) != sum(want) {
+				t.Errorf("the copy at %s has sha256 %s, want %s", dst, sum(got), sum(want))
+			}
+		}
+		info, err := c.Copy(ctx, URI{"bkt", "copies/hello.txt"}, URI{"bkt", "hello.txt"})
+		if err != nil || info.ContentType != "text/plain" || info.Size != 12 {
+			t.Errorf("Copy(hello.txt) = %+v, %v; want its 12 bytes and content type", info, err)
+		}
+		if got, ginfo := readAll(t, s, URI{"bkt", "copies/hello.txt"}); string(got) != "hello, world" || ginfo.ContentType != "text/plain" {
+			t.Errorf("the copy of hello.txt = %q, %+v", got, ginfo)
+		}
+		for _, tc := range []struct{ dst, src URI }{
+			{URI{"bkt", "copies/nope"}, URI{"bkt", "nope"}},
+			{URI{"bkt", "copies/nope"}, URI{"nobucket", "x"}},
+			{URI{"nobucket", "x"}, URI{"bkt", "hello.txt"}},
+		} {
+			if _, err := c.Copy(ctx, tc.dst, tc.src); !errors.Is(err, ErrNotFound) || Transient(err) {
+				t.Errorf("Copy(%s, %s) = %v, want ErrNotFound, not transient", tc.dst, tc.src, err)
+			}
+		}
+		if _, err := s.Stat(ctx, URI{"bkt", "copies/nope"}); !errors.Is(err, ErrNotFound) {
+			t.Errorf("a failed copy left an object: Stat() = %v", err)
+		}
+	})
 	t.Run("an unreachable store is transient", func(t *testing.T) {
 		gone, err := NewMinIO("http://"+testsupport.FreeAddr(t), Credentials{}, false)
 		if err != nil {

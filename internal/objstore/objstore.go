@@ -63,6 +63,17 @@ type Presigner interface {
 	PresignPut(ctx context.Context, u URI, expiry time.Duration) (*url.URL, error)
 }
 
+// Copier copies objects inside the store, without the bytes passing
+// through the caller: an optional ability, which callers type-assert a
+// Store for.
+type Copier interface {
+	// Copy makes dst a copy of the latest version of src, with its content
+	// type, and describes dst (its Size and ContentType are src's; SHA256
+	// is empty). Copying again the same object to the same key is harmless.
+	// A missing src, or a missing bucket of either, is ErrNotFound.
+	Copy(ctx context.Context, dst, src URI) (Info, error)
+}
+
 // Store is all of it: what the run agent and the functions take.
 type Store interface {
 	Getter

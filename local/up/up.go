@@ -48,6 +48,10 @@ type Config struct {
 	BrokerAddr string
 	// DisplayAddr is where the event display listens (default 127.0.0.1:8089).
 	DisplayAddr string
+	// GatewayAddr is where the gateway (the API and the console) listens
+	// (default 127.0.0.1:8088; with a negative FunctionsPort, any free
+	// port of FunctionsHost).
+	GatewayAddr string
 	// RegistryAddr is where the embedded OCI registry listens (default
 	// 127.0.0.1:5000).
 	RegistryAddr string
@@ -114,6 +118,10 @@ func (c *Config) defaults() {
 	def(&c.DataDir, DefaultDataDir())
 	def(&c.BrokerAddr, "127.0.0.1:8080")
 	def(&c.DisplayAddr, "127.0.0.1:8089")
+	if c.FunctionsPort < 0 {
+		def(&c.GatewayAddr, c.FunctionsHost+":0")
+	}
+	def(&c.GatewayAddr, "127.0.0.1:8088")
 	def(&c.RegistryAddr, "127.0.0.1:5000")
 	def(&c.MinIOAddr, "127.0.0.1:9000")
 	def(&c.MinIOConsoleAddr, "127.0.0.1:9001")
@@ -209,7 +217,11 @@ func Run(ctx context.Context, c Config, log zerolog.Logger) error {
 		if c.FunctionsPort < 0 {
 			addr = c.FunctionsHost + ":0" // any free port (tests)
 		}
-		ln, err := listen(addr, "function "+fns[i].name, "--functions-port")
+		flag := "--functions-port"
+		if fns[i].addr != "" {
+			addr, flag = fns[i].addr, "--"+fns[i].name+"-addr"
+		}
+		ln, err := listen(addr, "function "+fns[i].name, flag)
 		if err != nil {
 			return err
 		}
@@ -233,31 +245,6 @@ func Run(ctx context.Context, c Config, log zerolog.Logger) error {
 		Check:              catalogCheck(registry.Default()),
 	}
 	log.Info().Str("data", c.DataDir).Msg("starting the local platform")
-	// MinIO first: the functions read and write it from their start. Every
-	// new object in the datasets bucket is told to dataset-intake twice:
-	// by a webhook target with a queue folder (nothing is lost while
-	// dataset-intake is down, but MinIO sends from that queue on a 3 s
-	// tick) and by one without (sent at once; lost if dataset-intake does
-	// not answer). dataset-intake is idempotent: the second changes
-	// nothing, and the first to arrive sets the latency.
-	intake := "http://" + fns[0].ln.Addr().String() + "/"
-	mctx, stopMinIO := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopMinIO()
-	ms, err := minio.Start(mctx, minio.Config{
-		Binary: c.MinIOBinary, DataDir: filepath.Join(c.DataDir, "minio"),
-		Addr: c.MinIOAddr, ConsoleAddr: c.MinIOConsoleAddr,
-		User: creds.MinIOUser, Password: creds.MinIOPassword,
-		Webhooks: []minio.Webhook{
-			{ID: "vp", Endpoint: intake, Token: creds.IntakeToken, QueueDir: filepath.Join(c.DataDir, "minio-webhook-queue")},
-			{ID: "vpfast", Endpoint: intake, Token: creds.IntakeToken},
-		},
-		Buckets: []minio.Bucket{{Name: DatasetsBucket, Notify: []string{"vp", "vpfast"}}, {Name: RunsBucket}, {Name: ledger.DefaultBucket}},
-	})
-	if err != nil {
-		return &Problem{What: "MinIO did not start", Err: err, Fix: "run make deps (it installs the MinIO server), or free " + c.MinIOAddr + " and " + c.MinIOConsoleAddr + " (--minio-addr, --minio-console-addr)"}
-	}
-	defer ms.Stop()
-	log.Info().Str("addr", c.MinIOAddr).Msg("MinIO ready")
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return RunBroker(gctx, bc, log.With().Str("component", "broker").Logger()) })
 	g.Go(func() error {
@@ -280,7 +267,35 @@ func Run(ctx context.Context, c Config, log zerolog.Logger) error {
 			return nil
 		})
 	}
+	// MinIO once dataset-intake answers: MinIO checks at its start that a
+	// webhook target without a queue answers, and leaves out one that does
+	// not. Every new object in the datasets bucket is told to
+	// dataset-intake twice: by a webhook target with a queue folder
+	// (nothing is lost while dataset-intake is down, but MinIO sends from
+	// that queue on a 3 s tick) and by one without (sent at once; lost if
+	// dataset-intake does not answer). dataset-intake is idempotent: the
+	// second changes nothing, and the first to arrive sets the latency.
+	// The functions reach MinIO lazily, as on a cluster.
+	intake := "http://" + fns[0].ln.Addr().String() + "/"
 	g.Go(func() error {
+		if err := waitReady(gctx, intake+"health/readiness"); err != nil {
+			return nil // stopping
+		}
+		ms, err := minio.Start(context.WithoutCancel(gctx), minio.Config{
+			Binary: c.MinIOBinary, DataDir: filepath.Join(c.DataDir, "minio"),
+			Addr: c.MinIOAddr, ConsoleAddr: c.MinIOConsoleAddr,
+			User: creds.MinIOUser, Password: creds.MinIOPassword,
+			Webhooks: []minio.Webhook{
+				{ID: "vp", Endpoint: intake, Token: creds.IntakeToken, QueueDir: filepath.Join(c.DataDir, "minio-webhook-queue")},
+				{ID: "vpfast", Endpoint: intake, Token: creds.IntakeToken},
+			},
+			Buckets: []minio.Bucket{{Name: DatasetsBucket, Notify: []string{"vp", "vpfast"}}, {Name: RunsBucket}, {Name: ledger.DefaultBucket}},
+		})
+		if err != nil {
+			return &Problem{What: "MinIO did not start", Err: err, Fix: "run make deps (it installs the MinIO server), or free " + c.MinIOAddr + " and " + c.MinIOConsoleAddr + " (--minio-addr, --minio-console-addr)"}
+		}
+		defer ms.Stop()
+		log.Info().Str("addr", c.MinIOAddr).Msg("MinIO ready")
 		if err := waitReady(gctx, "http://"+c.BrokerAddr+"/readyz"); err != nil {
 			return nil // stopping
 		}
@@ -390,6 +405,9 @@ type platformFunction struct {
 	metrics *prometheus.Registry
 	log     zerolog.Logger
 	ln      net.Listener
+	// addr, when set, is where the function listens instead of the next
+	// functions port.
+	addr string
 	// delivery is the delivery spec of the function's triggers; nil for
 	// Knative's default.
 	delivery *broker.DeliverySpec
@@ -456,6 +474,11 @@ func (c Config) summary(creds Credentials, fns []platformFunction, display strin
 	fmt.Fprintf(w, "  buckets\t%s (uploads train), %s, %s\n", DatasetsBucket, RunsBucket, ledger.DefaultBucket)
 	fmt.Fprintf(w, "OCI registry\t%s\n", c.RegistryAddr)
 	fmt.Fprintf(w, "event display\thttp://%s\n", display)
+	for _, f := range fns {
+		if f.name == "gateway" {
+			fmt.Fprintf(w, "gateway (API, console)\thttp://%s\ttoken %s\t(VP_GATEWAY=http://%s VP_TOKEN=%s)\n", f.ln.Addr(), creds.GatewayToken, f.ln.Addr(), creds.GatewayToken)
+		}
+	}
 	if c.MLflow != "" {
 		fmt.Fprintf(w, "MLflow tracking\t%s\t(runs synced by mlflow-sync)\n", c.MLflow)
 	}

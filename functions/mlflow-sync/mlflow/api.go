@@ -287,6 +287,43 @@ func (c *Client) MetricHistory(ctx context.Context, runID, key string) ([]Metric
 	}
 }
 
+// FileInfo is one entry of a run's artifact folder: a file, or a folder
+// (IsDir) whose entries are listed by ListArtifacts with its Path.
+type FileInfo struct {
+	Path     string `json:"path"` // relative to the run's artifact root
+	IsDir    bool   `json:"is_dir"`
+	FileSize int64  `json:"file_size"`
+}
+
+// ListArtifacts lists the entries of a run's artifact folder at dir ("":
+// its root), as the tracking server reads them from the artifact store,
+// every page.
+func (c *Client) ListArtifacts(ctx context.Context, runID, dir string) ([]FileInfo, error) {
+	var all []FileInfo
+	token := ""
+	for {
+		q := url.Values{"run_id": {runID}}
+		if dir != "" {
+			q.Set("path", dir)
+		}
+		if token != "" {
+			q.Set("page_token", token)
+		}
+		var out struct {
+			Files []FileInfo `json:"files"`
+			Next  string     `json:"next_page_token"`
+		}
+		if err := c.get(ctx, "artifacts/list", q, &out); err != nil {
+			return nil, err
+		}
+		all = append(all, out.Files...)
+		if out.Next == "" {
+			return all, nil
+		}
+		token = out.Next
+	}
+}
+
 // CreateRegisteredModel registers a model name (ErrAlreadyExists when it
 // is).
 func (c *Client) CreateRegisteredModel(ctx context.Context, name, description string, tags []Tag) error {
