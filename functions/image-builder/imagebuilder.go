@@ -25,6 +25,8 @@ import (
 	"github.com/vision-platform/vp/images/assemble"
 	"github.com/vision-platform/vp/images/imagespec"
 	"github.com/vision-platform/vp/images/publish"
+	"github.com/vision-platform/vp/internal/objstore"
+	"github.com/vision-platform/vp/internal/weights"
 	"github.com/vision-platform/vp/registry"
 )
 
@@ -42,6 +44,9 @@ const (
 	ReasonModelUnavailable = "ModelUnavailable"
 	ReasonInvalidJob       = "InvalidJob"
 	ReasonBuildFailed      = "BuildFailed"
+	// ReasonNoWeights: the job asks for pretrained weights, its model has
+	// none imported, and the model hub is not reachable.
+	ReasonNoWeights = "NoWeights"
 )
 
 // Function builds framework images for jobs.
@@ -54,6 +59,11 @@ type Function struct {
 	replyWithin, timeout     time.Duration
 	reg                      prometheus.Registerer
 	started                  bool
+	// weights is where imported pretrained weights are looked up (nil: no
+	// check); hubReachable says the model hubs can be reached instead.
+	weights       objstore.Getter
+	weightsBucket string
+	hubReachable  bool
 
 	mu      sync.Mutex
 	known   map[string]record  // spec → its last build
@@ -119,6 +129,11 @@ func WithLogger(l zerolog.Logger) Option { return func(f *Function) { f.log = &l
 // reports it by event (default VP_REPLY_WITHIN, 20 s).
 func WithReplyWithin(d time.Duration) Option { return func(f *Function) { f.replyWithin = d } }
 
+// WithStore looks up imported pretrained weights in s (default: the
+// store VP_S3_ENDPOINT names, when set; without one no job is refused for
+// its weights).
+func WithStore(s objstore.Getter) Option { return func(f *Function) { f.weights = s } }
+
 // WithMetrics registers the function's metrics with r.
 func WithMetrics(r prometheus.Registerer) Option { return func(f *Function) { f.reg = r } }
 
@@ -145,8 +160,11 @@ func New(opts ...Option) *Function {
 // VP_IMAGE_SPECS (the specs' folder), VP_IMAGE_CACHE (default
 // ~/.cache/vision-platform/images), VP_REGISTRY_INSECURE (plain HTTP;
 // loopback registries always are), VP_REPLY_WITHIN (20s), VP_BUILD_TIMEOUT
-// (60m), K_SINK (for builds that outlast the reply), VP_LOG_*. Jobs left
-// waiting by an earlier instance are taken up again.
+// (60m), K_SINK (for builds that outlast the reply), VP_LOG_*; the imported
+// pretrained weights' store VP_S3_* (optional), VP_WEIGHTS_BUCKET (weights)
+// and VP_MODEL_HUB_REACHABLE (false: a job asking for pretrained weights
+// its model has none imported of is refused). Jobs left waiting by an
+// earlier instance are taken up again.
 func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	c := fn.Config(cfg)
 	if f.log == nil {
@@ -201,6 +219,18 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	}
 	if f.catalog == nil {
 		f.catalog = registry.Default()
+	}
+	if f.weights == nil && c.Get("VP_S3_ENDPOINT") != "" {
+		if f.weights, err = c.Store(); err != nil {
+			return err
+		}
+	}
+	f.weightsBucket = c.Or("VP_WEIGHTS_BUCKET", weights.DefaultBucket)
+	if err := weights.CheckBucket(f.weightsBucket); err != nil {
+		return fmt.Errorf("VP_WEIGHTS_BUCKET: %w", err)
+	}
+	if f.hubReachable, err = c.Bool("VP_MODEL_HUB_REACHABLE", false); err != nil {
+		return err
 	}
 	if f.send == nil {
 		if f.send, err = c.Sender(); err != nil {
@@ -267,6 +297,9 @@ func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, err
 		return f.failed(e, job, m.ImageSpec(), reason, strings.Join(msgs, "; "))
 	}
 	spec := m.ImageSpec()
+	if out, err := f.checkWeights(ctx, e, job, spec); out != nil || err != nil {
+		return out, err
+	}
 	fl, hit, err := f.ensure(ctx, spec)
 	var se *specError
 	if errors.As(err, &se) {
@@ -304,6 +337,30 @@ func (f *Function) Handle(ctx context.Context, e event.Event) (*event.Event, err
 	case <-ctx.Done():
 		return nil, fn.Retry(ctx.Err())
 	}
+}
+
+// checkWeights refuses a job that asks for pretrained weights when its
+// model has none imported and no model hub can be reached: nothing could
+// give the adapter its weights. The refusal names the command that imports
+// them.
+func (f *Function) checkWeights(ctx context.Context, e event.Event, job events.JobRequestedData, spec string) (*event.Event, error) {
+	if !job.Hyperparameters.Pretrained || f.weights == nil || f.hubReachable {
+		return nil, nil
+	}
+	_, err := weights.Current(ctx, f.weights, job.Model, weights.WithBucket(f.weightsBucket))
+	switch {
+	case err == nil:
+		return nil, nil
+	case errors.Is(err, weights.ErrNoWeights):
+		return f.failed(e, job, spec, ReasonNoWeights, fmt.Sprintf(
+			"%s has no imported pretrained weights (s3://%s/%s/) and the model hub is not reachable from this platform (VP_MODEL_HUB_REACHABLE=false): "+
+				"import them with `vp weights import FILE --model %s`, or ask for pretrained: false",
+			job.Model, f.weightsBucket, job.Model, job.Model))
+	case objstore.Transient(err):
+		return nil, fn.Retry(fmt.Errorf("looking up the imported weights of %s: %w", job.Model, err))
+	}
+	return f.failed(e, job, spec, ReasonNoWeights, fmt.Sprintf(
+		"the imported pretrained weights of %s are unusable (%v): import them again with `vp weights import FILE --model %s`", job.Model, err, job.Model))
 }
 
 // ensure answers a cache hit, or the flight building spec (started if

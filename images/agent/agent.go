@@ -21,6 +21,7 @@ import (
 
 	"github.com/vision-platform/vp/events"
 	"github.com/vision-platform/vp/internal/objstore"
+	"github.com/vision-platform/vp/internal/weights"
 )
 
 // JobSinkPath is where Knative's JobSink mounts the event of a Job.
@@ -43,6 +44,10 @@ type Config struct {
 	Progress time.Duration // least time between run.progress events (default 1 s)
 	Poll     time.Duration // how often checkpoints are looked for (default 2 s)
 	Source   string        // CloudEvent source (default /vp/agent)
+	// WeightsBucket holds the imported pretrained weights (default
+	// weights.DefaultBucket): a job with pretrained starts from its
+	// model's, when there are some.
+	WeightsBucket string
 	// MaxManifestSize caps the dataset manifest the agent reads (default
 	// DefaultMaxManifestSize, 64 MiB).
 	MaxManifestSize int64
@@ -70,6 +75,9 @@ func (c *Config) defaults() {
 	}
 	if c.Source == "" {
 		c.Source = "/vp/agent"
+	}
+	if c.WeightsBucket == "" {
+		c.WeightsBucket = weights.DefaultBucket
 	}
 	if c.MaxManifestSize <= 0 {
 		c.MaxManifestSize = DefaultMaxManifestSize
@@ -205,7 +213,14 @@ func (r *run) do(ctx context.Context) (fin events.RunFinishedData) {
 	if err := r.restoreCheckpoint(ctx, out, outDir); err != nil {
 		return fail(events.StatusFailed, "restoring the checkpoint: "+err.Error())
 	}
-	code, err := r.runAdapter(ctx, out, dataDir, outDir)
+	weightsPath, err := r.fetchWeights(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return fail(events.StatusCancelled, "cancelled while downloading the pretrained weights")
+		}
+		return fail(events.StatusFailed, "pretrained weights: "+err.Error())
+	}
+	code, err := r.runAdapter(ctx, out, dataDir, outDir, weightsPath)
 	switch {
 	case ctx.Err() != nil:
 		fin.Status, fin.Reason = events.StatusCancelled, "cancelled or preempted: the adapter was stopped; checkpoints and outputs so far are kept"
@@ -264,7 +279,7 @@ func (r *run) restoreCheckpoint(ctx context.Context, out objstore.URI, outDir st
 }
 
 // runAdapter starts the SDK, follows its output and stops it on ctx.
-func (r *run) runAdapter(ctx context.Context, out objstore.URI, dataDir, outDir string) (int, error) {
+func (r *run) runAdapter(ctx context.Context, out objstore.URI, dataDir, outDir, weightsPath string) (int, error) {
 	hp, err := json.Marshal(r.req.Job.Hyperparameters)
 	if err != nil {
 		return 0, err
@@ -272,6 +287,9 @@ func (r *run) runAdapter(ctx context.Context, out objstore.URI, dataDir, outDir 
 	args := []string{"-m", "vp_sdk.run", "--adapter", r.req.Job.Model.Framework, "--model", r.req.Job.Model.Name,
 		"--dataset", dataDir, "--output", outDir, "--task", r.req.Job.Dataset.Task, "--format", r.req.Job.Dataset.Format,
 		"--hyperparameters", string(hp), "--dataset-digest", r.req.Job.Dataset.Digest, "--image", r.req.Image, "--run-id", r.req.RunID}
+	if weightsPath != "" {
+		args = append(args, "--weights", weightsPath)
+	}
 	cmd := exec.Command(r.c.Python, args...)
 	cmd.Dir = r.c.WorkDir
 	cmd.Env = append(append(os.Environ(), "PYTHONUNBUFFERED=1"), r.c.Env...)

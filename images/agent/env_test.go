@@ -32,12 +32,13 @@ func TestConfigFromEnv(t *testing.T) {
 	t.Setenv("VP_S3_ENDPOINT", "127.0.0.1:9000")
 	t.Setenv("K_SINK", "http://127.0.0.1:8080/default/default")
 	t.Setenv("VP_GRACE", "3s")
+	t.Setenv("VP_WEIGHTS_BUCKET", "pretrained")
 	c, err := ConfigFromEnv(t.TempDir(), zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Store == nil || c.Sink.URL != "http://127.0.0.1:8080/default/default" || c.Grace.String() != "3s" {
-		t.Errorf("ConfigFromEnv() = store %v, sink %q, grace %s", c.Store, c.Sink.URL, c.Grace)
+	if c.Store == nil || c.Sink.URL != "http://127.0.0.1:8080/default/default" || c.Grace.String() != "3s" || c.WeightsBucket != "pretrained" {
+		t.Errorf("ConfigFromEnv() = store %v, sink %q, grace %s, weights bucket %q", c.Store, c.Sink.URL, c.Grace, c.WeightsBucket)
 	}
 	t.Setenv("VP_GRACE", "soon")
 	if _, err := ConfigFromEnv(t.TempDir(), zerolog.Nop()); err == nil || !strings.Contains(err.Error(), "VP_GRACE") {

@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -230,6 +231,85 @@ func TestInt_TorchvisionErrors(t *testing.T) {
 	res = runSDK(t, nil, "--adapter", "nope", "--model", "x", "--dataset", data, "--output", t.TempDir(), "--hyperparameters", hp)
 	if res.code != 3 || !strings.Contains(res.stderr, "unknown adapter 'nope'") {
 		t.Errorf("unknown adapter: exit %d, stderr %q", res.code, res.stderr)
+	}
+}
+
+// saveStateDict writes a torchvision resnet18 state dict (1000 classes)
+// whose conv1.weight is all fill, as imported weights would be.
+func saveStateDict(t *testing.T, path string, fill float64) {
+	t.Helper()
+	cmd := exec.Command(python, "-c", `import sys, torch, torchvision
+m = torchvision.models.resnet18(weights=None)
+with torch.no_grad():
+    m.conv1.weight.fill_(float(sys.argv[2]))
+torch.save(m.state_dict(), sys.argv[1])`, path, fmt.Sprint(fill))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("saving a state dict: %v\n%s", err, out)
+	}
+}
+
+// TestInt_TorchvisionWeights: with --weights the model starts from that
+// state dict (its first tensor's values in the model card), the 1000-class
+// head kept out; files that do not fit are refused, naming what is wrong.
+func TestInt_TorchvisionWeights(t *testing.T) {
+	testsupport.Integration(t)
+	requireTorch(t)
+	data, out, dir := t.TempDir(), t.TempDir(), t.TempDir()
+	MakeImageFolder(t, data, 4, 16)
+	file := filepath.Join(dir, "resnet18-imported.pth")
+	saveStateDict(t, file, 0.123)
+	hp := `{"epochs":1,"batchSize":4,"learningRate":0.01,"imageSize":16,"pretrained":true}`
+	// TORCH_HOME empty: a hub download would fail, so passing proves none was tried.
+	env := []string{"TORCH_HOME=" + t.TempDir()}
+	res := runSDK(t, env, "--adapter", "torchvision", "--model", "resnet18", "--dataset", data, "--output", out, "--hyperparameters", hp, "--weights", file)
+	if res.code != 0 {
+		t.Fatalf("training from --weights exited %d\n%s", res.code, res.stderr)
+	}
+	card := readJSON(t, filepath.Join(out, "model_card.json"))
+	iw, _ := card["initialWeights"].(map[string]any)
+	first, _ := iw["first"].(float64)
+	mean, _ := iw["mean"].(float64)
+	if iw["source"] != "file" || iw["file"] != "resnet18-imported.pth" || iw["tensor"] != "conv1.weight" ||
+		math.Abs(first-0.123) > 1e-6 || math.Abs(mean-0.123) > 1e-6 || iw["loaded"] != float64(120) {
+		t.Errorf("initialWeights = %v; want conv1.weight starting at 0.123 from the file, 120 tensors loaded", iw)
+	}
+	if diff := cmp.Diff([]any{"fc.weight", "fc.bias"}, iw["skipped"]); diff != "" {
+		t.Errorf("initialWeights.skipped (-want +got):\n%s", diff)
+	}
+	for _, want := range []string{
+		"vp_sdk: weights resnet18-imported.pth: loaded 120 tensors into torchvision's resnet18; kept out of the load (the classification head, sized for other classes): fc.weight, fc.bias",
+		"vp_sdk: starting from weights resnet18-imported.pth: conv1.weight[0] = 0.123, mean 0.123",
+	} {
+		if !strings.Contains(res.stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, res.stderr)
+		}
+	}
+	// Without --weights the model card says where the model started too.
+	out2 := t.TempDir()
+	res = runSDK(t, nil, "--adapter", "torchvision", "--model", "resnet18", "--dataset", data, "--output", out2,
+		"--hyperparameters", strings.Replace(hp, `,"pretrained":true`, "", 1))
+	if res.code != 0 {
+		t.Fatalf("training from scratch exited %d\n%s", res.code, res.stderr)
+	}
+	if iw := readJSON(t, filepath.Join(out2, "model_card.json"))["initialWeights"].(map[string]any); iw["source"] != "none" || iw["first"] == 0.123 {
+		t.Errorf("initialWeights from scratch = %v", iw)
+	}
+
+	// Files that do not fit: clear errors, exit 3.
+	write(t, dir, map[string]string{"text.pth": "not weights"})
+	small := filepath.Join(dir, "small.pth")
+	if b, err := exec.Command(python, "-c", `import sys, torch; torch.save({"model": {"conv1.weight": torch.zeros(3)}}, sys.argv[1])`, small).CombinedOutput(); err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	for _, c := range []struct{ file, want string }{
+		{filepath.Join(dir, "text.pth"), "vp_sdk: weights text.pth: not a PyTorch state dict"},
+		{small, "vp_sdk: weights small.pth do not fit torchvision's resnet18: conv1.weight has shape [3], the model's [64, 3, 7, 7]; bn1.weight is missing from the file"},
+		{filepath.Join(dir, "nope.pth"), "--weights " + filepath.Join(dir, "nope.pth") + ": no such file"},
+	} {
+		res := runSDK(t, env, "--adapter", "torchvision", "--model", "resnet18", "--dataset", data, "--output", t.TempDir(), "--hyperparameters", hp, "--weights", c.file)
+		if res.code != 3 || !strings.Contains(res.stderr, c.want) {
+			t.Errorf("--weights %s: exit %d, stderr %q; want 3 and %q", filepath.Base(c.file), res.code, res.stderr, c.want)
+		}
 	}
 }
 

@@ -1,16 +1,20 @@
 """Unit tests of the SDK that need no framework: hyperparameters, the line
-protocol's writer, the Adapter interface and the adapter registry.
+protocol's writer, the Adapter interface, the adapter registry, --weights
+and the unpacking of huggingface weights archives.
 
 sdk_test.go runs them (TestInt_PythonUnit); by hand, from images/python:
 python3 -m unittest discover -s tests
 """
 
+import contextlib
 import io
 import json
 import math
 import os
+import tarfile
 import tempfile
 import unittest
+import zipfile
 
 from vp_sdk import run
 from vp_sdk.protocol import MetricLogger
@@ -191,6 +195,75 @@ class AdapterTest(unittest.TestCase):
                 self.assertIsInstance(cls(), Adapter)  # no abstract method left
         with self.assertRaisesRegex(AdapterError, "unknown adapter 'nope'"):
             run.adapter_class("nope")
+
+
+class WeightsArgumentTest(unittest.TestCase):
+    def test_missing_file(self):
+        err = io.StringIO()
+        with tempfile.TemporaryDirectory() as d, contextlib.redirect_stderr(err):
+            code = run.main(
+                [
+                    *("--adapter", "torchvision", "--model", "resnet18", "--dataset", d, "--output", d),
+                    *("--hyperparameters", json.dumps(REQUIRED), "--weights", os.path.join(d, "nope.pth")),
+                ]
+            )
+        self.assertEqual(code, 3)
+        self.assertIn("--weights " + os.path.join(d, "nope.pth") + ": no such file", err.getvalue())
+
+
+class SavedModelTest(unittest.TestCase):
+    """huggingface's --weights: the folder save_pretrained writes, packed."""
+
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.addCleanup(self.dir.cleanup)
+        self.src = os.path.join(self.dir.name, "vit")
+        os.makedirs(self.src)
+        for name, body in (("config.json", "{}"), ("model.safetensors", "weights")):
+            with open(os.path.join(self.src, name), "w") as f:
+                f.write(body)
+
+    def test_archives(self):
+        from vp_sdk.adapters.huggingface_adapter import saved_model
+
+        flat = os.path.join(self.dir.name, "flat.tar.gz")
+        with tarfile.open(flat, "w:gz") as t:
+            for name in ("config.json", "model.safetensors"):
+                t.add(os.path.join(self.src, name), arcname=name)
+        nested = os.path.join(self.dir.name, "nested.zip")
+        with zipfile.ZipFile(nested, "w") as z:
+            for name in ("config.json", "model.safetensors"):
+                z.write(os.path.join(self.src, name), arcname="vit/" + name)
+        for path, want in ((flat, flat + ".d"), (nested, os.path.join(nested + ".d", "vit")), (self.src, self.src)):
+            with self.subTest(path=os.path.basename(path)):
+                got = saved_model(path)
+                self.assertEqual(got, want)
+                with open(os.path.join(got, "model.safetensors")) as f:
+                    self.assertEqual(f.read(), "weights")
+        single = os.path.join(self.src, "model.safetensors")
+        self.assertEqual(saved_model(single), single)
+
+    def test_refused(self):
+        from vp_sdk.adapters.huggingface_adapter import saved_model
+
+        evil = os.path.join(self.dir.name, "evil.tar")
+        with tarfile.open(evil, "w") as t:
+            t.add(os.path.join(self.src, "config.json"), arcname="../config.json")
+        with self.assertRaisesRegex(AdapterError, "unsafe paths in the archive"):
+            saved_model(evil)
+        link = os.path.join(self.dir.name, "link.tar")
+        with tarfile.open(link, "w") as t:
+            info = tarfile.TarInfo("config.json")
+            info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+            t.addfile(info)
+        with self.assertRaisesRegex(AdapterError, "links, devices or unsafe paths"):
+            saved_model(link)
+        empty = os.path.join(self.dir.name, "noconfig.zip")
+        with zipfile.ZipFile(empty, "w") as z:
+            z.writestr("a/b.txt", "x")
+            z.writestr("c/d.txt", "x")
+        with self.assertRaisesRegex(AdapterError, "no config.json"):
+            saved_model(empty)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,15 @@
 """Entry point the run agent starts: python -m vp_sdk.run --adapter NAME ...
 
+--weights PATH starts the model from that file (or folder) of pretrained
+weights instead of its model hub's: the run agent passes the model's
+imported weights (vp weights import) when the job asks for pretrained.
+torchvision and timm take a PyTorch state dict (or a checkpoint holding one
+under "model" or "state_dict"; .safetensors where safetensors is installed)
+and keep its classification head out when it is sized for other classes;
+huggingface takes the folder save_pretrained writes, packed as .tar.gz,
+.tgz, .tar or .zip, or a single .safetensors for a model built from its
+type; ultralytics a .pt for YOLO(); custom gets it as ${weights}.
+
 Exit codes: 0 success, 2 bad arguments, 3 adapter error (message on stderr),
 143 interrupted (SIGTERM or Ctrl-C). On standard output it writes the lines
 of images/python/PROTOCOL.md, ending with the final line on success.
@@ -8,6 +18,7 @@ of images/python/PROTOCOL.md, ending with the final line on success.
 import argparse
 import importlib
 import json
+import os
 import signal
 import sys
 
@@ -54,6 +65,9 @@ def main(argv=None) -> int:
     p.add_argument("--dataset-digest", default="")
     p.add_argument("--image", default="")
     p.add_argument("--run-id", default="")
+    p.add_argument(
+        "--weights", default="", help="pretrained weights to start from (a file, or a folder for huggingface)"
+    )
     args = p.parse_args(argv)
 
     # SIGTERM ends the run like Ctrl-C: adapters save what they have.
@@ -73,7 +87,10 @@ def main(argv=None) -> int:
             dataset_digest=args.dataset_digest,
             image=args.image,
             run_id=args.run_id,
+            weights=args.weights,
         )
+        if ctx.weights and not os.path.exists(ctx.weights):
+            raise AdapterError(f"--weights {ctx.weights}: no such file")
         adapter = load_adapter(args.adapter)
         metrics = adapter.run(ctx)
         ctx.metrics.final(metrics)

@@ -94,6 +94,11 @@ class RunContext:
     dataset_digest: str = ""
     image: str = ""
     run_id: str = ""
+    # weights: a local file (or folder) of pretrained weights to start from
+    # instead of the model hub's (vp_sdk.run --weights; the run agent passes
+    # the model's imported weights when the job asks for pretrained). ""
+    # when there are none.
+    weights: str = ""
     metrics: MetricLogger = dataclasses.field(default_factory=MetricLogger)
 
     @property
@@ -122,6 +127,17 @@ class RunContext:
         _write_json(os.path.join(self.output_dir, "metrics.json"), metrics)
 
     def write_model_card(self, framework: str, extra: dict[str, Any] | None = None) -> None:
+        """Writes model_card.json: the run's facts and what the adapter adds.
+
+        The torchvision, timm and huggingface adapters add ``initialWeights``,
+        the weights the model started from, taken before any training (and
+        before a checkpoint is resumed): ``source`` ("file": ``--weights``,
+        "hub" or "none": from scratch), ``file`` (the weights' file name),
+        ``loaded`` and ``skipped`` (tensors taken from the file, and the
+        classification head's tensors kept out because they are sized for
+        other classes), and ``tensor``, ``first`` and ``mean``: the model's
+        first floating-point tensor, its first value and its mean.
+        """
         card = {
             "model": self.model,
             "framework": framework,

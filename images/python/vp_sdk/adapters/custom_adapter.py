@@ -21,7 +21,8 @@ the groups ``metrics`` lists, or every other named group. ``vp`` and ``time``
 are no metric names (images/python/PROTOCOL.md).
 
 Template variables: epochs, batch_size, learning_rate, image_size, seed,
-pretrained, dataset_dir, output_dir, model, config, checkpoint (where the
+pretrained, weights (the imported pretrained weights' local path, vp_sdk.run
+--weights, else empty), dataset_dir, output_dir, model, config, checkpoint (where the
 script keeps its checkpoint, which the agent uploads), resume (that
 checkpoint when a restarted run has one, else empty), and every key of the
 hyperparameters' ``extra``. The tree is found at ``extra.sourceDir`` or
@@ -94,6 +95,7 @@ class CustomAdapter(Adapter):
                 "image_size": str(hp.image_size),
                 "seed": str(hp.seed),
                 "pretrained": str(hp.pretrained).lower(),
+                "weights": ctx.weights,
                 "dataset_dir": ctx.dataset_dir,
                 "output_dir": ctx.output_dir,
                 "model": ctx.model,

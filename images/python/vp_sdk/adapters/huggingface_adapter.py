@@ -4,12 +4,73 @@ The model is a hub id ("google/vit-base-patch16-224") when pretrained
 weights are asked for, or a model type of transformers ("vit", "convnext",
 "resnet", "swin", "deit", "beit") to train from scratch with no download.
 The data is the torchvision adapter's ImageFolder loading.
+
+With ctx.weights (vp_sdk.run --weights, the imported weights): the folder
+save_pretrained writes (config.json and model.safetensors), given as that
+folder or packed as .tar.gz, .tgz, .tar or .zip (unpacked beside it), loads
+with from_pretrained, whatever ctx.model says; a single .safetensors (or
+PyTorch) file loads into the model built from scratch for the model type
+ctx.model, the head kept out when sized for other classes. Untested here:
+transformers is not installed where the tests run.
 """
 
 import os
+import shutil
+import tarfile
+import zipfile
 
-from vp_sdk.adapters.torchvision_adapter import TorchvisionAdapter, _torch
+from vp_sdk.adapters.torchvision_adapter import TorchvisionAdapter, _torch, load_weights
 from vp_sdk.sdk import AdapterError, WeightsUnavailable
+
+_TARS = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")
+
+
+def _safe_name(name):
+    parts = name.replace("\\", "/").split("/")
+    return not name.startswith("/") and ".." not in parts
+
+
+def saved_model(path):
+    """The folder of a saved model in path: path itself when a folder, an
+    archive's content unpacked beside it (path + ".d"), or path when it is a
+    single file."""
+    if os.path.isdir(path):
+        return path
+    low = os.path.basename(path).lower()
+    if not low.endswith(_TARS + (".zip",)):
+        return path
+    dest = path + ".d"
+    if not os.path.isdir(dest):
+        tmp = dest + ".tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        try:
+            if low.endswith(".zip"):
+                with zipfile.ZipFile(path) as z:
+                    bad = [n for n in z.namelist() if not _safe_name(n)]
+                    if bad:
+                        raise AdapterError(f"weights {os.path.basename(path)}: unsafe paths in the archive: {bad[:3]}")
+                    z.extractall(tmp)
+            else:
+                with tarfile.open(path) as t:
+                    members = t.getmembers()
+                    bad = [m.name for m in members if not (m.isfile() or m.isdir()) or not _safe_name(m.name)]
+                    if bad:
+                        what = "links, devices or unsafe paths"
+                        raise AdapterError(f"weights {os.path.basename(path)}: {what} in the archive: {bad[:3]}")
+                    t.extractall(tmp, members=members)
+        except (OSError, tarfile.TarError, zipfile.BadZipFile) as e:
+            raise AdapterError(f"weights {os.path.basename(path)}: cannot unpack: {e}") from e
+        os.replace(tmp, dest)
+    if os.path.exists(os.path.join(dest, "config.json")):
+        return dest
+    subs = [d for d in os.listdir(dest) if os.path.isdir(os.path.join(dest, d))]
+    if len(subs) == 1 and os.path.exists(os.path.join(dest, subs[0], "config.json")):
+        return os.path.join(dest, subs[0])
+    raise AdapterError(
+        f"weights {os.path.basename(path)}: no config.json at the top of the archive or in its one folder "
+        "(pack the folder save_pretrained writes)"
+    )
 
 
 def _transformers():
@@ -41,6 +102,26 @@ class HuggingFaceAdapter(TorchvisionAdapter):
         tf = _transformers()
         hp = ctx.hyperparameters
         labels = {i: c for i, c in enumerate(self._classes)}
+        if ctx.weights:
+            src = saved_model(ctx.weights)
+            name = os.path.basename(ctx.weights)
+            if os.path.isdir(src):
+                try:
+                    model = tf.AutoModelForImageClassification.from_pretrained(
+                        src,
+                        num_labels=num_classes,
+                        id2label=labels,
+                        label2id={v: k for k, v in labels.items()},
+                        ignore_mismatched_sizes=True,
+                        local_files_only=True,
+                    )
+                except Exception as e:
+                    raise AdapterError(f"weights {name}: transformers cannot load the saved model: {e}") from e
+                self._initial = {"source": "file", "file": name}
+                return model
+            model = self._scratch(ctx, tf, num_classes, labels)
+            self._initial = load_weights(model, src, f"transformers' {ctx.model}")
+            return model
         if hp.pretrained:
             try:
                 return tf.AutoModelForImageClassification.from_pretrained(
@@ -52,6 +133,11 @@ class HuggingFaceAdapter(TorchvisionAdapter):
                 )
             except Exception as e:
                 raise WeightsUnavailable(f"pretrained weights for {ctx.model} cannot be loaded: {e}") from e
+        return self._scratch(ctx, tf, num_classes, labels)
+
+    def _scratch(self, ctx, tf, num_classes, labels):
+        """The model type ctx.model, without weights."""
+        hp = ctx.hyperparameters
         try:
             cfg = tf.AutoConfig.for_model(
                 ctx.model, num_labels=num_classes, id2label=labels, label2id={v: k for k, v in labels.items()}
@@ -70,6 +156,7 @@ class HuggingFaceAdapter(TorchvisionAdapter):
         tf = _transformers()
         hp = ctx.hyperparameters
         model = self.build_model(ctx, len(data["classes"]))
+        self.note_initial(ctx, model)
         resume = ctx.resume_checkpoint()
         done, done_steps = 0, 0
         if resume:

@@ -3,10 +3,17 @@
 The CPU reference adapter. Layout: <dataset>/train/<class>/*.png and
 optionally <dataset>/val/<class>/*; without val/ a seeded fifth of train is
 held out.
+
+With ctx.weights (vp_sdk.run --weights), the model is built without weights
+and loads that state dict; the classification head's tensors are kept out
+of the load when they are sized for other classes (said on stderr and in
+the model card's initialWeights). load_weights and fingerprint serve the
+timm and huggingface adapters too.
 """
 
 import json
 import os
+import sys
 
 from vp_sdk.sdk import Adapter, AdapterError, WeightsUnavailable
 
@@ -20,11 +27,120 @@ def _torch():
     return torch, torchvision
 
 
+def _say(msg):
+    print(f"vp_sdk: {msg}", file=sys.stderr, flush=True)
+
+
+def read_state_dict(path):
+    """The state dict in a weights file: a PyTorch file (a state dict, or a
+    checkpoint holding one under "model", "state_dict" or
+    "model_state_dict") or a .safetensors file."""
+    torch, _ = _torch()
+    name = os.path.basename(path)
+    if path.endswith(".safetensors"):
+        try:
+            from safetensors.torch import load_file
+        except ImportError as e:
+            raise AdapterError(f"weights {name}: safetensors is not installed in this image: {e}") from e
+        try:
+            obj = load_file(path)
+        except Exception as e:
+            raise AdapterError(f"weights {name}: not a safetensors file: {e}") from e
+    else:
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise AdapterError(f"weights {name}: not a PyTorch state dict: {e}") from e
+    if isinstance(obj, dict):
+        for key in ("model", "state_dict", "model_state_dict"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not obj or not all(torch.is_tensor(v) for v in obj.values()):
+        raise AdapterError(f"weights {name}: not a state dict (a mapping of tensor names to tensors)")
+    if all(k.startswith("module.") for k in obj):  # saved from DataParallel
+        obj = {k[len("module.") :]: v for k, v in obj.items()}
+    return obj
+
+
+def head_names(model):
+    """The names of the modules that make the classification head."""
+    torch, _ = _torch()
+    get = getattr(model, "get_classifier", None)  # timm
+    if callable(get):
+        head = get()
+        for n, m in model.named_modules():
+            if n and m is head:
+                return [n]
+    if isinstance(getattr(model, "fc", None), torch.nn.Linear):
+        return ["fc"]
+    cls = getattr(model, "classifier", None)
+    if isinstance(cls, torch.nn.Sequential):
+        return [f"classifier.{len(cls) - 1}"]
+    if cls is not None:
+        return ["classifier"]
+    if getattr(model, "head", None) is not None:
+        return ["head"]
+    return []
+
+
+def load_weights(model, path, what):
+    """Loads the state dict in path into model (built for the dataset's
+    classes) and returns what initialWeights says of it.
+
+    Every tensor of the model must come from the file, with its shape,
+    except the classification head's: those of the file that do not fit (a
+    head for other classes) are kept out of the load and left as the model
+    built them. A tensor missing, extra or of another shape elsewhere is an
+    AdapterError naming it.
+    """
+    sd = read_state_dict(path)
+    own = model.state_dict()
+    heads = head_names(model)
+
+    def is_head(k):
+        return any(k == h or k.startswith(h + ".") for h in heads)
+
+    use, skipped, problems = {}, [], []
+    for k, v in sd.items():
+        if k in own and tuple(own[k].shape) == tuple(v.shape):
+            use[k] = v
+        elif is_head(k):
+            skipped.append(k)
+        elif k not in own:
+            problems.append(f"{k} is not in the model")
+        else:
+            problems.append(f"{k} has shape {list(v.shape)}, the model's {list(own[k].shape)}")
+    for k in own:
+        # BatchNorm's step counter is not a weight: older files lack it
+        if k not in sd and not is_head(k) and not k.endswith("num_batches_tracked"):
+            problems.append(f"{k} is missing from the file")
+    if problems:
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise AdapterError(f"weights {os.path.basename(path)} do not fit {what}: {'; '.join(problems[:5])}{more}")
+    model.load_state_dict(use, strict=False)
+    msg = f"weights {os.path.basename(path)}: loaded {len(use)} tensors into {what}"
+    if skipped:
+        msg += f"; kept out of the load (the classification head, sized for other classes): {', '.join(skipped)}"
+    _say(msg)
+    return {"source": "file", "file": os.path.basename(path), "loaded": len(use), "skipped": skipped}
+
+
+def fingerprint(model):
+    """The model's first floating-point tensor: its name, first value and mean."""
+    for name, t in model.state_dict().items():
+        if t.is_floating_point() and t.numel() > 0:
+            flat = t.detach().flatten().double()
+            return {"tensor": name, "first": float(flat[0]), "mean": float(flat.mean())}
+    return {}
+
+
 class TorchvisionAdapter(Adapter):
     framework = "torchvision"
 
     def __init__(self):
         self._classes: list[str] = []  # set by prepare_data
+        self._initial: dict = {}  # the model card's initialWeights, set by train
 
     def device(self):
         torch, _ = _torch()
@@ -84,6 +200,10 @@ class TorchvisionAdapter(Adapter):
         if not hasattr(torchvision.models, name):
             raise AdapterError(f"torchvision has no model {name!r}")
         ctor = getattr(torchvision.models, name)
+        if ctx.weights:
+            model = ctor(weights=None, num_classes=num_classes)
+            self._initial = load_weights(model, ctx.weights, f"torchvision's {name}")
+            return model
         if not ctx.hyperparameters.pretrained:
             return ctor(weights=None, num_classes=num_classes)
         try:
@@ -115,6 +235,7 @@ class TorchvisionAdapter(Adapter):
         torch.manual_seed(hp.seed)
         dev = self.device()
         model = self.build_model(ctx, len(data["classes"])).to(dev)
+        self.note_initial(ctx, model)
         opt = torch.optim.SGD(model.parameters(), lr=hp.learning_rate, momentum=0.9)
         loss_fn = torch.nn.CrossEntropyLoss()
         start_epoch, step = 1, 0
@@ -141,6 +262,16 @@ class TorchvisionAdapter(Adapter):
             ctx.metrics.log(epoch, step, loss=total / max(n, 1), lr=opt.param_groups[0]["lr"], **val)
             self._checkpoint(ctx, model, opt, epoch, step)
         return model
+
+    def note_initial(self, ctx, model):
+        """Keeps (for the model card) and says what the model starts from."""
+        if not self._initial:
+            self._initial = {"source": "hub" if ctx.hyperparameters.pretrained else "none"}
+        self._initial.update(fingerprint(model))
+        i = self._initial
+        if "tensor" in i:
+            src = {"file": f"weights {i.get('file')}", "hub": "the model hub's weights"}.get(i["source"], "scratch")
+            _say(f"starting from {src}: {i['tensor']}[0] = {i['first']:.6g}, mean {i['mean']:.6g}")
 
     def _checkpoint(self, ctx, model, opt, epoch, step):
         torch, _ = _torch()
@@ -170,4 +301,8 @@ class TorchvisionAdapter(Adapter):
             json.dump(self._classes, f)
 
     def model_card(self, ctx, model):
-        return {"classes": self._classes, "device": str(next(model.parameters()).device)}
+        return {
+            "classes": self._classes,
+            "device": str(next(model.parameters()).device),
+            "initialWeights": self._initial,
+        }

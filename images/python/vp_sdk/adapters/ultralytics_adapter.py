@@ -4,6 +4,9 @@ The dataset holds data.yaml (train/val image folders, class names) as
 ultralytics expects, or is a COCO dataset, converted to that layout first. The model is a
 model config ("yolov8n.yaml": from scratch, no download) or weights
 ("yolov8n.pt", downloaded by ultralytics when pretrained is asked for).
+With ctx.weights (vp_sdk.run --weights: the imported weights) the model is
+YOLO(ctx.weights) and nothing is downloaded; untested here, ultralytics is
+not installed where the tests run.
 """
 
 import os
@@ -43,6 +46,11 @@ class UltralyticsAdapter(Adapter):
         resume = ctx.resume_checkpoint()
         if resume:
             model = YOLO(resume)
+        elif ctx.weights:
+            try:
+                model = YOLO(ctx.weights)
+            except Exception as e:
+                raise AdapterError(f"weights {os.path.basename(ctx.weights)}: ultralytics cannot load them: {e}") from e
         elif hp.pretrained:
             try:
                 model = YOLO(name if name.endswith(".pt") else name + ".pt")
