@@ -18,7 +18,13 @@ type Credentials struct {
 	// IntakeToken is the bearer token MinIO's webhook presents to
 	// dataset-intake.
 	IntakeToken string `json:"intakeToken"`
+	// GatewayToken is the gateway's bearer token (write scope, named
+	// GatewayTokenName), for the console, vp's commands and other systems.
+	GatewayToken string `json:"gatewayToken"`
 }
+
+// GatewayTokenName is the name of the gateway token vp up makes.
+const GatewayTokenName = "vp-up"
 
 // loadCredentials reads dir/credentials.json, making it (mode 0600) the
 // first time.
@@ -34,19 +40,28 @@ func loadCredentials(dir string) (Credentials, error) {
 		if c.MinIOUser == "" || len(c.MinIOPassword) < 8 || c.IntakeToken == "" {
 			return c, fmt.Errorf("%s is incomplete (remove it to make new credentials)", p)
 		}
-		return c, nil
+		if c.GatewayToken != "" {
+			return c, nil
+		}
+		// Kept by a vp up from before the gateway: add its token.
+		c.GatewayToken = secret()
+		return c, saveCredentials(p, c)
 	case !errors.Is(err, os.ErrNotExist):
 		return c, fmt.Errorf("reading %s: %w", p, err)
 	}
-	c = Credentials{MinIOUser: "vp-admin", MinIOPassword: secret(), IntakeToken: secret()}
-	b, err = json.MarshalIndent(c, "", "  ")
+	c = Credentials{MinIOUser: "vp-admin", MinIOPassword: secret(), IntakeToken: secret(), GatewayToken: secret()}
+	return c, saveCredentials(p, c)
+}
+
+func saveCredentials(p string, c Credentials) error {
+	b, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
-		return c, err
+		return err
 	}
 	if err := os.WriteFile(p, b, 0o600); err != nil {
-		return c, fmt.Errorf("keeping the credentials: %w", err)
+		return fmt.Errorf("keeping the credentials: %w", err)
 	}
-	return c, nil
+	return nil
 }
 
 func secret() string {
