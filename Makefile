@@ -25,7 +25,7 @@ SCHEMATHESIS_DIR := $(CACHE)/schemathesis/$(SCHEMATHESIS_VERSION)
 PYTHON    ?= python3
 CONFORMANCE_VERSION := v0.0.0-20260831232431-97274622c111
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
-APT_PACKAGES := docker-registry debootstrap python3-torch python3-torchvision python3-pil python3-numpy python3-pip chromium
+APT_PACKAGES := docker-registry debootstrap python3-torch python3-torchvision python3-pil python3-numpy python3-pip chromium kubectl
 
 export PATH := $(TOOLS_BIN):$(PATH)
 
@@ -139,8 +139,20 @@ $(TOOLS_BIN)/conformance:
 	cd /tmp && GOBIN=$(TOOLS_BIN) GOFLAGS=-buildvcs=false $(GO) install github.com/opencontainers/distribution-spec/conformance@$(CONFORMANCE_VERSION)
 
 .PHONY: test
-test: deps ## Run every test: unit and integration, against real servers
+test: deps ## Run every test: unit and integration, against real servers (the infra module's too)
+	$(MAKE) infra-test
 	$(GO) test -count=1 -timeout 20m ./...
+
+# infra/ is a module of its own: it links Knative's API types (tens of MB,
+# a minute or two to build cold), which the root module leaves out. Go's
+# build cache keeps the compiled packages, so only the first run pays.
+.PHONY: infra-test
+infra-test: ## The infra module: manifests re-rendered and diffed, Knative's and Kubernetes' own validation, kubectl kustomize of each overlay
+	cd infra && $(GO) vet ./... && $(GO) test -count=1 -timeout 20m ./...
+
+.PHONY: function-images
+function-images: build ## The functions' images (amd64 and arm64); REGISTRY=host:port/repo pushes them by digest and writes infra/images.json
+	$(BIN)/vp images build-functions $(if $(REGISTRY),--registry $(REGISTRY) --images-file infra/images.json)
 
 .PHONY: test-short
 test-short: ## Unit tests only (integration tests skip under -short)
@@ -191,18 +203,28 @@ bench-images: deps ## Image builds: 1 GiB wheel cold/warm, sharing ratio, beside
 # downloaded once per machine. IMAGES=NAME... builds only those.
 REGISTRY_ADDR ?= 127.0.0.1:5050
 IMAGES    ?=
+# The base of the framework images built from wheels (images/frameworks/runtime.yaml):
+# python3 with the system libraries their wheels load (libgomp, libGL, GLib).
+ROOTFS_RUNTIME := $(CACHE)/rootfs/bookworm-python3-runtime.tar
+
+$(ROOTFS_RUNTIME):
+	images/rootfs/make-rootfs.sh $@ python3,libgomp1,libgl1,libglib2.0-0
 
 .PHONY: images
-images: build $(ROOTFS) $(ROOTFS_TORCH) ## Build every framework image from its lock (wheels from PyPI, downloaded once) and push it to the embedded registry on REGISTRY_ADDR
+images: build $(ROOTFS) $(ROOTFS_TORCH) $(ROOTFS_RUNTIME) ## Build every framework image from its lock (wheels from PyPI, downloaded once) and push it to the embedded registry on REGISTRY_ADDR
 	@mkdir -p $(CACHE)/registry
 	$(BIN)/vp registry --addr $(REGISTRY_ADDR) --data $(CACHE)/registry --log-level warn & reg=$$!; \
 	trap 'kill $$reg; wait $$reg 2>/dev/null || true' EXIT; \
-	for i in $$(seq 100); do curl -fsS -o /dev/null http://$(REGISTRY_ADDR)/v2/ && break; kill -0 $$reg || exit 1; sleep 0.1; done; \
+	for i in $$(seq 100); do curl -fsS -o /dev/null http://$(REGISTRY_ADDR)/v2/ 2>/dev/null && break; kill -0 $$reg || exit 1; sleep 0.1; done; \
 	$(BIN)/vp images build --registry $(REGISTRY_ADDR)/vp $(IMAGES)
 
 .PHONY: bench-mlflow
 bench-mlflow: mlflow ## mlflow-sync: run.progress events/s to a real MLflow server, one log-batch per event against one log-metric per metric
 	$(GO) test ./functions/mlflow-sync -run '^$$' -bench BenchmarkSync -benchtime 3x -timeout 20m -v
+
+.PHONY: bench-frameworks
+bench-frameworks: $(ROOTFS) $(ROOTFS_TORCH) $(ROOTFS_RUNTIME) ## Framework images from PyPI's wheels: sizes, bytes shared and stored, cold build beside the sha256+pgzip ceiling, warm rebuild after an adapter edit
+	$(GO) test ./images/assemble -run '^$$' -bench BenchmarkFrameworks -benchtime 1x -timeout 60m -v
 
 .PHONY: locks
 locks: ## Resolve the framework lock files with pip (INDEX=URL and/or FIND_LINKS=DIR; needs a reachable index or wheelhouse)

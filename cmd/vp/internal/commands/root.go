@@ -27,7 +27,7 @@ func New() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&rf.logFormat, "log-format", "json", "log format: json or console")
 	root.PersistentFlags().StringVar(&rf.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	root.AddCommand(newBrokerCmd(rf), newEmitCmd(rf), newUpCmd(rf), newImagesCmd(rf), newRegistryCmd(rf), newAgentCmd(), newWeightsCmd())
+	root.AddCommand(newBrokerCmd(rf), newEmitCmd(rf), newUpCmd(rf), withFunctionImages(newImagesCmd(rf)), newRegistryCmd(rf), newAgentCmd(), newWeightsCmd(), newDeployCmd(rf), newReplayCmd(rf))
 	return root
 }
 
