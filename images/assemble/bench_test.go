@@ -155,6 +155,21 @@ func mbps(n int64, d time.Duration) float64 { return float64(n) / (1 << 20) / d.
 
 // ceiling measures sha256 + compress + sha256 over the synthetic bytes.
 func ceiling(b *testing.B, parallel bool) float64 {
+	took := ceilingOf(b, parallel, func(w io.Writer) error {
+		for i := 0; i < 8; i++ {
+			if err := fill(w, benchWheelBytes/8, uint64(i+1)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return mbps(benchWheelBytes, took)
+}
+
+// ceilingOf times sha256 + compress + sha256 over the bytes src writes:
+// the work no build of a layer of those bytes can skip. parallel is the
+// builder's compressor (pgzip on every core), else compress/gzip.
+func ceilingOf(b *testing.B, parallel bool, src func(w io.Writer) error) time.Duration {
 	start := time.Now()
 	digest := sha256.New()
 	var zw io.WriteCloser
@@ -168,15 +183,13 @@ func ceiling(b *testing.B, parallel bool) float64 {
 		zw = must[*gzip.Writer](b)(gzip.NewWriterLevel(digest, gzip.BestSpeed))
 	}
 	diff := sha256.New()
-	for i := 0; i < 8; i++ {
-		if err := fill(io.MultiWriter(zw, diff), benchWheelBytes/8, uint64(i+1)); err != nil {
-			b.Fatal(err)
-		}
+	if err := src(io.MultiWriter(zw, diff)); err != nil {
+		b.Fatal(err)
 	}
 	if err := zw.Close(); err != nil {
 		b.Fatal(err)
 	}
-	return mbps(benchWheelBytes, time.Since(start))
+	return time.Since(start)
 }
 
 func median(xs []float64) float64 {

@@ -41,12 +41,13 @@ type Phase string
 
 // Phases, in the order a build meets them.
 const (
-	PhaseCached   Phase = "cached"   // a layer taken from the cache (Size: compressed bytes)
-	PhaseBuilding Phase = "building" // a layer being made
-	PhaseProgress Phase = "progress" // uncompressed bytes written so far (Size)
-	PhaseBuilt    Phase = "built"    // a layer made (Size: compressed bytes)
-	PhaseWritten  Phase = "written"  // the image written to its output (Reference: the output)
-	PhasePushed   Phase = "pushed"   // the image pushed (Reference: repo@digest; Size: bytes uploaded)
+	PhaseDownloaded Phase = "downloaded" // a wheel downloaded from an index into the wheel store (Reference: its file name; Size: bytes)
+	PhaseCached     Phase = "cached"     // a layer taken from the cache (Size: compressed bytes)
+	PhaseBuilding   Phase = "building"   // a layer being made
+	PhaseProgress   Phase = "progress"   // uncompressed bytes written so far (Size)
+	PhaseBuilt      Phase = "built"      // a layer made (Size: compressed bytes)
+	PhaseWritten    Phase = "written"    // the image written to its output (Reference: the output)
+	PhasePushed     Phase = "pushed"     // the image pushed (Reference: repo@digest; Size: bytes uploaded)
 )
 
 // Event reports progress. Layer and Platform are empty for the events of

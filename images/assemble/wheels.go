@@ -45,7 +45,7 @@ func (b *Builder) wheelLayers(ctx context.Context, s *imagespec.Spec, l imagespe
 	if err != nil {
 		return nil, err
 	}
-	pinned, err := b.fetchWheels(ctx, s, w, reqs)
+	pinned, err := b.fetchWheels(ctx, s, l.Name, w, reqs)
 	if err != nil {
 		return nil, err
 	}
@@ -116,14 +116,16 @@ func ownLayerThreshold(w *imagespec.WheelSource) (int64, error) {
 // fetchWheels finds every wheel of the lock in the wheelhouse or the index
 // and brings it into the builder's store, its hash checked against the
 // lock on the way.
-func (b *Builder) fetchWheels(ctx context.Context, s *imagespec.Spec, w *imagespec.WheelSource, reqs []wheel.Requirement) ([]pinnedWheel, error) {
+func (b *Builder) fetchWheels(ctx context.Context, s *imagespec.Spec, layer string, w *imagespec.WheelSource, reqs []wheel.Requirement) ([]pinnedWheel, error) {
 	store := &wheel.Store{Dir: b.store}
 	var fetchers []wheel.Fetcher
 	if w.Wheelhouse != "" {
 		fetchers = append(fetchers, &wheel.Wheelhouse{Dir: s.Resolve(w.Wheelhouse), Store: store, Sums: b.cache})
 	}
 	if w.Index != "" {
-		fetchers = append(fetchers, &wheel.Index{URL: w.Index, Store: store})
+		fetchers = append(fetchers, &wheel.Index{URL: w.Index, Store: store, Downloaded: func(filename string, size int64) {
+			b.progress(Event{Spec: s.Name, Layer: layer, Phase: PhaseDownloaded, Reference: filename, Size: size})
+		}})
 	}
 	out := make([]pinnedWheel, 0, len(reqs))
 	for _, r := range reqs {

@@ -78,7 +78,7 @@ func (w *Wheelhouse) Fetch(ctx context.Context, r Requirement) (string, string, 
 	if len(seen) > 0 {
 		return "", "", fmt.Errorf("%s==%s: %w in %s; found %s", r.Name, r.Version, ErrNotFound, w.Dir, strings.Join(seen, ", "))
 	}
-	return "", "", fmt.Errorf("%s==%s: %w: no %s*.whl in %s", r.Name, r.Version, ErrNotFound, wheelPrefix(r.Name, r.Version), w.Dir)
+	return "", "", fmt.Errorf("%s==%s: %w: no wheel of %s %s in %s", r.Name, r.Version, ErrNotFound, Normalize(r.Name), NormalizeVersion(r.Version), w.Dir)
 }
 
 // fetchOne returns the stored copy of the wheel file p, copying it into
@@ -114,27 +114,19 @@ func (w *Wheelhouse) fetchOne(ctx context.Context, r Requirement, p string) (str
 }
 
 // Candidates lists the wheel files of the requirement's name and version
-// in the wheelhouse, unverified.
+// in the wheelhouse (see IsWheelOf), unverified.
 func (w *Wheelhouse) Candidates(r Requirement) ([]string, error) {
-	prefix := wheelPrefix(r.Name, r.Version)
 	ents, err := os.ReadDir(w.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("reading wheelhouse: %w", err)
 	}
 	var out []string
 	for _, e := range ents {
-		if n := e.Name(); strings.HasSuffix(n, ".whl") && strings.HasPrefix(strings.ToLower(n), prefix) {
+		if n := e.Name(); IsWheelOf(n, r) {
 			out = append(out, filepath.Join(w.Dir, n))
 		}
 	}
 	return out, nil
-}
-
-// wheelPrefix is the start of the file names of a name and version's
-// wheels, escaped as PEP 427 says: runs of -_. in the name become _, and
-// - in the version becomes _.
-func wheelPrefix(name, version string) string {
-	return strings.ToLower(sepRE.ReplaceAllString(name, "_") + "-" + strings.ReplaceAll(version, "-", "_") + "-")
 }
 
 // Index is a PEP 691 simple repository (JSON API). Downloads go into
@@ -144,6 +136,9 @@ type Index struct {
 	URL    string
 	Store  *Store
 	Client *http.Client
+	// Downloaded, when set, hears of each wheel downloaded (not of those
+	// found in the store) once it is stored: its file name and bytes.
+	Downloaded func(filename string, size int64)
 }
 
 var _ Fetcher = (*Index)(nil)
@@ -188,10 +183,9 @@ func (x *Index) Fetch(ctx context.Context, r Requirement) (string, string, error
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(&proj); err != nil {
 		return "", "", fmt.Errorf("%s==%s: decoding %s (want PEP 691 JSON): %w", r.Name, r.Version, base, err)
 	}
-	prefix := wheelPrefix(r.Name, r.Version)
 	for _, f := range proj.Files {
 		sum := f.Hashes["sha256"]
-		if !strings.HasSuffix(f.Filename, ".whl") || !strings.HasPrefix(strings.ToLower(f.Filename), prefix) || !r.Allows(sum) {
+		if !IsWheelOf(f.Filename, r) || !r.Allows(sum) {
 			continue
 		}
 		if p, ok := x.Store.Lookup(sum, f.Filename); ok {
@@ -223,9 +217,25 @@ func (x *Index) download(ctx context.Context, client *http.Client, u, filename, 
 	if resp.StatusCode != http.StatusOK {
 		return "", fmt.Errorf("downloading %s: %s", u, resp.Status)
 	}
-	p, _, err := x.Store.Add(ctx, resp.Body, filename, func(sum string) bool { return sum == want })
+	cr := &countingReader{r: resp.Body}
+	p, _, err := x.Store.Add(ctx, cr, filename, func(sum string) bool { return sum == want })
 	if err != nil {
 		return "", fmt.Errorf("downloading %s (the index gave sha256 %s): %w", u, want, err)
 	}
+	if x.Downloaded != nil {
+		x.Downloaded(filename, cr.n)
+	}
 	return p, nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }

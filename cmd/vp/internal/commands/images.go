@@ -138,6 +138,8 @@ func progressPrinter(w io.Writer, quiet bool) func(assemble.Event) {
 			return
 		}
 		switch e.Phase {
+		case assemble.PhaseDownloaded:
+			fmt.Fprintf(w, "  %-12s %-24s fetched %s %s\n", e.Spec, e.Layer, e.Reference, human(e.Size))
 		case assemble.PhaseCached:
 			fmt.Fprintf(w, "  %-12s %-24s cached  %s\n", e.Spec, e.Layer, human(e.Size))
 		case assemble.PhaseBuilt:
