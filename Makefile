@@ -59,9 +59,6 @@ $(ROOTFS_TORCH):
 .PHONY: rootfs
 rootfs: $(ROOTFS) $(ROOTFS_TORCH) ## Build the Debian root filesystems (python3; python3 with torch) with debootstrap
 
-# Debian packages the tests run for real: the CNCF registry as a process, and
-# PyTorch for real CPU trainings (for /usr/bin/python3), and pip, whose resolver
-# vp images lock runs.
 # A Docker Engine as the go-docker machines have it (docker.io 20.10,
 # fuse-overlayfs, MTU 1400), installed and started where none answers; where
 # it cannot run, the container tests skip, naming it.
@@ -69,6 +66,10 @@ rootfs: $(ROOTFS) $(ROOTFS_TORCH) ## Build the Debian root filesystems (python3;
 docker-engine: ## Make sure a Docker Engine answers (installs and starts Debian's docker.io where none does)
 	@images/rootfs/docker-engine.sh $(CACHE)/dockerd.log
 
+# Debian packages the tests run for real: the CNCF registry as a process, and
+# PyTorch for real CPU trainings (for /usr/bin/python3), and pip, whose resolver
+# vp images lock runs, and Chromium, in which the console's tests run (headless,
+# driven by chromedp).
 .PHONY: apt-deps
 apt-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -191,6 +192,10 @@ bench-broker: ## Broker throughput (1 and 8 triggers, CPU per event) and latency
 .PHONY: bench-pipeline
 bench-pipeline: deps ## Upload to run.started with a cached image (p50/p99 over 20 uploads, each hop), and 100 datasets by 16 clients
 	$(GO) test ./local/up -run '^$$' -bench BenchmarkUploadToRunStarted -benchtime 1x -timeout 20m -v
+
+.PHONY: bench-gateway
+bench-gateway: deps ## Gateway: API latency (model list, job, job page) under 50 clients; SSE followers held at one event a second each
+	$(GO) test ./functions/gateway -run '^$$' -bench BenchmarkGateway -benchtime 1x -timeout 20m -v
 
 .PHONY: bench-images
 bench-images: deps ## Image builds: 1 GiB wheel cold/warm, sharing ratio, beside sha256+gzip and docker build

@@ -11,6 +11,7 @@ import (
 	datasetintake "github.com/vision-platform/vp/functions/dataset-intake"
 	"github.com/vision-platform/vp/functions/fn"
 	"github.com/vision-platform/vp/functions/funcyaml"
+	"github.com/vision-platform/vp/functions/gateway"
 	gpurunner "github.com/vision-platform/vp/functions/gpu-runner"
 	imagebuilder "github.com/vision-platform/vp/functions/image-builder"
 	jobtrigger "github.com/vision-platform/vp/functions/job-trigger"
@@ -105,6 +106,18 @@ func (c Config) functions(creds Credentials, log zerolog.Logger) ([]platformFunc
 		}
 		add(mlflowsync.FuncYAML, mlflowsync.New(mlflowsync.WithMetrics(reg), mlflowsync.WithLogger(logger("mlflow-sync"))), reg, cfg)
 	}
+	{
+		// The gateway last, on an address of its own (--gateway-addr): the
+		// front door people and other systems are told about.
+		reg := prometheus.NewRegistry()
+		cfg := with(map[string]string{
+			"VP_GATEWAY_TOKENS": GatewayTokenName + ":" + gateway.ScopeWrite + ":" + creds.GatewayToken, "VP_GATEWAY_DATASETS_BUCKET": DatasetsBucket,
+		})
+		if c.GatewayTokensFile != "" {
+			cfg["VP_GATEWAY_TOKENS_FILE"] = c.GatewayTokensFile
+		}
+		add(gateway.FuncYAML, gateway.New(gateway.WithMetrics(reg), gateway.WithLogger(logger("gateway"))), reg, cfg)
+	}
 	out := make([]platformFunction, len(list))
 	for i, m := range list {
 		spec, err := funcyaml.Parse("func.yaml", m.yaml)
@@ -112,6 +125,9 @@ func (c Config) functions(creds Credentials, log zerolog.Logger) ([]platformFunc
 			return nil, fmt.Errorf("a function's func.yaml: %w", err)
 		}
 		out[i] = platformFunction{name: spec.Name, spec: spec, f: m.f, cfg: m.cfg, metrics: m.reg, log: logger(spec.Name)}
+		if spec.Name == "gateway" {
+			out[i].addr = c.GatewayAddr
+		}
 		if spec.Name == "mlflow-sync" {
 			out[i].delivery = mlflowDelivery()
 		}

@@ -52,6 +52,9 @@ type Config struct {
 	// (default 127.0.0.1:8088; with a negative FunctionsPort, any free
 	// port of FunctionsHost).
 	GatewayAddr string
+	// GatewayTokensFile adds the bearer tokens of a file (the gateway's
+	// YAML tokens file) to the one vp up makes.
+	GatewayTokensFile string
 	// RegistryAddr is where the embedded OCI registry listens (default
 	// 127.0.0.1:5000).
 	RegistryAddr string
@@ -118,14 +121,14 @@ func (c *Config) defaults() {
 	def(&c.DataDir, DefaultDataDir())
 	def(&c.BrokerAddr, "127.0.0.1:8080")
 	def(&c.DisplayAddr, "127.0.0.1:8089")
-	if c.FunctionsPort < 0 {
-		def(&c.GatewayAddr, c.FunctionsHost+":0")
-	}
-	def(&c.GatewayAddr, "127.0.0.1:8088")
 	def(&c.RegistryAddr, "127.0.0.1:5000")
 	def(&c.MinIOAddr, "127.0.0.1:9000")
 	def(&c.MinIOConsoleAddr, "127.0.0.1:9001")
 	def(&c.FunctionsHost, "127.0.0.1")
+	if c.FunctionsPort < 0 {
+		def(&c.GatewayAddr, c.FunctionsHost+":0")
+	}
+	def(&c.GatewayAddr, "127.0.0.1:8088")
 	def(&c.Specs, filepath.Join("images", "frameworks"))
 	def(&c.SDK, filepath.Join("images", "python"))
 	def(&c.Executor, "process")

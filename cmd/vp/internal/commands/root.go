@@ -28,6 +28,12 @@ func New() *cobra.Command {
 	root.PersistentFlags().StringVar(&rf.logFormat, "log-format", "json", "log format: json or console")
 	root.PersistentFlags().StringVar(&rf.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	root.AddCommand(newBrokerCmd(rf), newEmitCmd(rf), newUpCmd(rf), withFunctionImages(newImagesCmd(rf)), newRegistryCmd(rf), newAgentCmd(), newWeightsCmd(), newDeployCmd(rf), newReplayCmd(rf))
+	root.AddCommand(newModelsCmd())
+	root.AddCommand(newTrainCmd())
+	root.AddCommand(newJobsCmd())
+	root.AddCommand(newJobCmd())
+	root.AddCommand(newUploadCmd())
+	root.AddCommand(newArtifactsCmd())
 	return root
 }
 

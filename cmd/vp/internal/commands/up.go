@@ -43,6 +43,8 @@ VP_MLFLOW_REGISTER_MODELS=true registers succeeded runs' models.`,
 	f.StringVar(&c.DataDir, "data", up.DefaultDataDir(), "where the platform keeps its state")
 	f.StringVar(&c.BrokerAddr, "broker-addr", "127.0.0.1:8080", "broker listen address")
 	f.StringVar(&c.DisplayAddr, "display-addr", "127.0.0.1:8089", "event display listen address")
+	f.StringVar(&c.GatewayAddr, "gateway-addr", "127.0.0.1:8088", "gateway listen address (the API and the console)")
+	f.StringVar(&c.GatewayTokensFile, "gateway-tokens", "", "a YAML file of more gateway tokens (name, scope read or write, token or sha256)")
 	f.StringVar(&c.RegistryAddr, "registry-addr", "127.0.0.1:5000", "embedded OCI registry listen address")
 	f.StringVar(&c.MinIOAddr, "minio-addr", "127.0.0.1:9000", "MinIO S3 API listen address")
 	f.StringVar(&c.MinIOConsoleAddr, "minio-console-addr", "127.0.0.1:9001", "MinIO console listen address")
