@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -65,6 +66,10 @@ type Config struct {
 type Server struct {
 	Endpoint string // host:port
 	Client   *miniogo.Client
+	// Dropped are the webhook targets without a queue folder that MinIO
+	// left out at its start (they did not answer it then): the buckets
+	// notify their queued targets only.
+	Dropped  []string
 	cmd      *exec.Cmd
 	done     chan struct{}
 	waitErr  error
@@ -174,12 +179,31 @@ func Start(ctx context.Context, c Config) (*Server, error) {
 	// The health check answers before the object layer is up: retry what
 	// the server says it is not ready for.
 	deadline := time.Now().Add(c.Ready)
+	var arnSince time.Time
 	for {
 		err := s.setup(ctx, c)
 		if err == nil {
 			return s, nil
 		}
-		if miniogo.ToErrorResponse(errors.Unwrap(err)).Code != "XMinioServerNotInitialized" || time.Now().After(deadline) {
+		code := miniogo.ToErrorResponse(errors.Unwrap(err)).Code
+		if code == "InvalidArgument" || strings.Contains(err.Error(), "destination ARN does not exist") {
+			// MinIO loads its webhook targets after its health check
+			// answers (on a busy machine, seconds after): retry. One
+			// without a queue folder may be left out for good if it did
+			// not answer MinIO then; after 10 s keep to the queued
+			// targets, which are always loaded, and say so.
+			if arnSince.IsZero() {
+				arnSince = time.Now()
+			}
+			if d := c.queuedOnly(); len(d) > 0 && time.Since(arnSince) > 10*time.Second {
+				c.Buckets, s.Dropped = c.withoutUnqueued(), d
+				continue
+			}
+		} else if code != "XMinioServerNotInitialized" {
+			s.Stop()
+			return nil, err
+		}
+		if time.Now().After(deadline) {
 			s.Stop()
 			return nil, err
 		}
@@ -254,6 +278,42 @@ func (s *Server) setup(ctx context.Context, c Config) error {
 		}
 	}
 	return nil
+}
+
+// queuedOnly are the ids of the webhooks without a queue folder that some
+// bucket notifies.
+func (c Config) queuedOnly() []string {
+	queued := map[string]bool{}
+	for _, w := range c.Webhooks {
+		queued[w.ID] = w.QueueDir != ""
+	}
+	var out []string
+	for _, b := range c.Buckets {
+		for _, id := range b.Notify {
+			if !queued[id] && !slices.Contains(out, id) {
+				out = append(out, id)
+			}
+		}
+	}
+	return out
+}
+
+// withoutUnqueued are the buckets notifying their queued webhooks only.
+func (c Config) withoutUnqueued() []Bucket {
+	queued := map[string]bool{}
+	for _, w := range c.Webhooks {
+		queued[w.ID] = w.QueueDir != ""
+	}
+	out := make([]Bucket, len(c.Buckets))
+	for i, b := range c.Buckets {
+		out[i] = Bucket{Name: b.Name}
+		for _, id := range b.Notify {
+			if queued[id] {
+				out[i].Notify = append(out[i].Notify, id)
+			}
+		}
+	}
+	return out
 }
 
 // Stop ends the server (SIGTERM, then SIGKILL after 10 s) and waits.

@@ -299,6 +299,9 @@ func Run(ctx context.Context, c Config, log zerolog.Logger) error {
 		}
 		defer ms.Stop()
 		log.Info().Str("addr", c.MinIOAddr).Msg("MinIO ready")
+		if len(ms.Dropped) > 0 {
+			log.Warn().Strs("targets", ms.Dropped).Msg("MinIO left out its unqueued webhook target (dataset-intake did not answer it at its start): uploads reach dataset-intake through the queued target only, up to 3 s later")
+		}
 		if err := waitReady(gctx, "http://"+c.BrokerAddr+"/readyz"); err != nil {
 			return nil // stopping
 		}
