@@ -167,7 +167,7 @@ func (f *Function) Start(_ context.Context, cfg map[string]string) error {
 		return fmt.Errorf("%s: %q lacks {name}: every model would be one registered model", EnvModelName, f.modelName)
 	}
 	if strings.ContainsAny(f.modelName, "/:") {
-		return fmt.Errorf("%s: %q: MLflow's model names cannot hold / or :", EnvModelName, f.modelName)
+		return fmt.Errorf("%s: %q: MLflow's model names cannot hold a slash or a colon", EnvModelName, f.modelName)
 	}
 	if f.store == nil {
 		st, err := c.Store()
