@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/vision-platform/vp/internal/ctxio"
+
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -238,7 +240,7 @@ func (c *Cache) compress(ctx context.Context, produce func(w io.Writer) error) (
 	}()
 	diff := newHashBeside(sha256.New())
 	defer diff.stop()
-	if err := produce(&ctxWriter{ctx: ctx, w: diff.tee(zw)}); err != nil {
+	if err := produce(ctxio.Writer(ctx, diff.tee(zw))); err != nil {
 		return layerRecord{}, err
 	}
 	// produce may have ended without writing again after ctx was done.
@@ -370,19 +372,6 @@ func (t *teeBeside) Write(p []byte) (int, error) {
 	n, err := t.w.Write(p)
 	<-t.hb.done
 	return n, err
-}
-
-// ctxWriter fails every write once ctx is done.
-type ctxWriter struct {
-	ctx context.Context
-	w   io.Writer
-}
-
-func (c *ctxWriter) Write(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.w.Write(p)
 }
 
 type countWriter struct{ n int64 }

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/vision-platform/vp/internal/ctxio"
+
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/vision-platform/vp/images/imagespec"
@@ -73,7 +75,7 @@ func scanPaths(ctx context.Context, l v1.Layer) ([]pathEntry, error) {
 		return nil, err
 	}
 	defer rc.Close()
-	tr := tar.NewReader(&ctxReader{ctx: ctx, r: rc})
+	tr := tar.NewReader(ctxio.Reader(ctx, rc))
 	seen := map[string]bool{}
 	var out []pathEntry
 	add := func(p string, dir bool) {
@@ -99,18 +101,6 @@ func scanPaths(ctx context.Context, l v1.Layer) ([]pathEntry, error) {
 		}
 		add(p, h.Typeflag == tar.TypeDir)
 	}
-}
-
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // writer is the layer that writes a path, and whether it is a directory

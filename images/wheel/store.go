@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/vision-platform/vp/internal/ctxio"
 )
 
 // Store is a directory of wheels, each hashed as it was written there and
@@ -56,7 +58,7 @@ func (s *Store) Add(ctx context.Context, src io.Reader, filename string, pinned 
 	defer tmp.Close()
 	h := sha256.New()
 	// Large reads: each is a system call.
-	if _, err := io.CopyBuffer(io.MultiWriter(tmp, h), &ctxReader{ctx: ctx, r: src}, make([]byte, 1<<20)); err != nil {
+	if _, err := io.CopyBuffer(io.MultiWriter(tmp, h), ctxio.Reader(ctx, src), make([]byte, 1<<20)); err != nil {
 		return "", "", fmt.Errorf("storing %s: %w", filename, err)
 	}
 	if err := tmp.Close(); err != nil {
@@ -78,17 +80,4 @@ func (s *Store) Add(ctx context.Context, src io.Reader, filename string, pinned 
 
 func validFilename(n string) bool {
 	return n != "" && n != "." && n != ".." && filepath.Base(n) == n
-}
-
-// ctxReader stops reading once ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
