@@ -167,6 +167,25 @@ func (m Model) Defaults() events.Hyperparameters {
 	}
 }
 
+// WithDefaults fills the hyperparameters h leaves zero (epochs, batch
+// size, learning rate, image size) from the model's Defaults.
+func (m Model) WithDefaults(h events.Hyperparameters) events.Hyperparameters {
+	def := m.Defaults()
+	if h.Epochs == 0 {
+		h.Epochs = def.Epochs
+	}
+	if h.BatchSize == 0 {
+		h.BatchSize = def.BatchSize
+	}
+	if h.LearningRate == 0 {
+		h.LearningRate = def.LearningRate
+	}
+	if h.ImageSize == 0 {
+		h.ImageSize = def.ImageSize
+	}
+	return h
+}
+
 // AdapterArg is what the adapter's --model gets for a job that does or
 // does not ask for pretrained weights.
 func (m Model) AdapterArg(pretrained bool) string {

@@ -125,12 +125,8 @@ func New(opts ...Option) *Function {
 // VP_LOG_*.
 func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	c := fn.Config(cfg)
-	if f.log == nil {
-		l, err := c.Logger("dataset-intake")
-		if err != nil {
-			return err
-		}
-		f.log = &l
+	if err := c.SetLogger(&f.log, "dataset-intake"); err != nil {
+		return err
 	}
 	if f.token == "" {
 		f.token = c.Get("VP_INTAKE_TOKEN")
@@ -173,12 +169,8 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	} else if err := f.limits.check(); err != nil {
 		return err
 	}
-	if f.store == nil {
-		s, err := c.Store()
-		if err != nil {
-			return err
-		}
-		f.store = s
+	if err := c.SetStore(&f.store); err != nil {
+		return err
 	}
 	if f.send == nil {
 		s, err := c.Sender()

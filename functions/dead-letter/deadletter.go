@@ -89,19 +89,11 @@ func New(opts ...Option) *Function {
 // VP_DEAD_LETTER_BUCKET, VP_LOG_FORMAT and VP_LOG_LEVEL.
 func (f *Function) Start(_ context.Context, cfg map[string]string) error {
 	c := fn.Config(cfg)
-	if f.log == nil {
-		l, err := c.Logger("dead-letter")
-		if err != nil {
-			return err
-		}
-		f.log = &l
+	if err := c.SetLogger(&f.log, "dead-letter"); err != nil {
+		return err
 	}
-	if f.store == nil {
-		s, err := c.Store()
-		if err != nil {
-			return err
-		}
-		f.store = s
+	if err := c.SetStore(&f.store); err != nil {
+		return err
 	}
 	if f.bucket == "" {
 		f.bucket = c.Or("VP_DEAD_LETTER_BUCKET", DefaultBucket)

@@ -86,6 +86,34 @@ func (c Config) Sender() (sender.Interface, error) {
 	return s, nil
 }
 
+// SetLogger sets *l to the function's logger (Logger) unless an option set
+// one already.
+func (c Config) SetLogger(l **zerolog.Logger, function string) error {
+	if *l != nil {
+		return nil
+	}
+	log, err := c.Logger(function)
+	if err != nil {
+		return err
+	}
+	*l = &log
+	return nil
+}
+
+// SetStore sets *s to the store VP_S3_* names (Store) unless an option set
+// one already.
+func (c Config) SetStore(s *objstore.Store) error {
+	if *s != nil {
+		return nil
+	}
+	st, err := c.Store()
+	if err != nil {
+		return err
+	}
+	*s = st
+	return nil
+}
+
 // Logger is zerolog to standard error in VP_LOG_FORMAT (json, the default,
 // or console) at VP_LOG_LEVEL (info by default), naming the function.
 func (c Config) Logger(function string) (zerolog.Logger, error) {

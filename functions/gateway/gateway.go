@@ -210,12 +210,8 @@ func New(opts ...Option) *Function {
 // lifetime: when it ends, the event streams end.
 func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	c := fn.Config(cfg)
-	if f.log == nil {
-		l, err := c.Logger("gateway")
-		if err != nil {
-			return err
-		}
-		f.log = &l
+	if err := c.SetLogger(&f.log, "gateway"); err != nil {
+		return err
 	}
 	if len(f.tokens) == 0 {
 		if v := c.Get("VP_GATEWAY_TOKENS"); v != "" {
@@ -248,12 +244,8 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	if err := f.limits.check(); err != nil {
 		return err
 	}
-	if f.store == nil {
-		s, err := c.Store()
-		if err != nil {
-			return err
-		}
-		f.store = s
+	if err := c.SetStore(&f.store); err != nil {
+		return err
 	}
 	if f.presigner == nil {
 		if ep := c.Get("VP_GATEWAY_S3_PUBLIC_ENDPOINT"); ep != "" {

@@ -185,7 +185,7 @@ func (f *Function) buildJob(ctx context.Context, req api.JobRequest, tok Token) 
 		return job, probs, nil
 	}
 	if mod, err := f.catalog.Lookup(job.Model.Framework, job.Model.Name); err == nil {
-		job.Hyperparameters = withDefaults(job.Hyperparameters, mod.Defaults())
+		job.Hyperparameters = mod.WithDefaults(job.Hyperparameters)
 	}
 	job.ID = events.JobID(job.Dataset.Digest, job.Model, job.Hyperparameters)
 	for _, p := range f.catalog.CheckJob(job) {
@@ -274,24 +274,6 @@ func orNone(s string) string {
 		return "unknown"
 	}
 	return s
-}
-
-// withDefaults fills the hyperparameters left zero from the model's
-// defaults.
-func withDefaults(h, def events.Hyperparameters) events.Hyperparameters {
-	if h.Epochs == 0 {
-		h.Epochs = def.Epochs
-	}
-	if h.BatchSize == 0 {
-		h.BatchSize = def.BatchSize
-	}
-	if h.LearningRate == 0 {
-		h.LearningRate = def.LearningRate
-	}
-	if h.ImageSize == 0 {
-		h.ImageSize = def.ImageSize
-	}
-	return h
 }
 
 // fieldsOf is the field errors of a validation error, with a prefix

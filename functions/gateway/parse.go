@@ -144,28 +144,11 @@ func attributeProblems(e event.Event) []events.FieldError {
 	var out []events.FieldError
 	events.ContextErrors(e, &out)
 	sort.Slice(out, func(i, j int) bool { return out[i].Field < out[j].Field })
-	check := func(name, v string) {
+	events.StringAttributes(e, func(name, v string) {
 		if p := headerValueProblem(v); p != "" {
 			out = append(out, events.FieldError{Field: name, Reason: p})
 		}
-	}
-	check("id", e.ID())
-	check("source", e.Source())
-	check("type", e.Type())
-	check("subject", e.Subject())
-	check("dataschema", e.DataSchema())
-	check("datacontenttype", e.DataContentType())
-	exts := e.Extensions()
-	names := make([]string, 0, len(exts))
-	for k := range exts {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		if s, ok := exts[k].(string); ok {
-			check(k, s)
-		}
-	}
+	})
 	return out
 }
 

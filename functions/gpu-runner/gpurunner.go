@@ -174,12 +174,8 @@ var bucketRE = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 // The agent gets VP_S3_* (AWS_* where set) and K_SINK in its environment.
 func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	c := fn.Config(cfg)
-	if f.log == nil {
-		l, err := c.Logger("gpu-runner")
-		if err != nil {
-			return err
-		}
-		f.log = &l
+	if err := c.SetLogger(&f.log, "gpu-runner"); err != nil {
+		return err
 	}
 	if f.store == nil {
 		s, err := c.Store()

@@ -167,12 +167,8 @@ func New(opts ...Option) *Function {
 // earlier instance are taken up again.
 func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	c := fn.Config(cfg)
-	if f.log == nil {
-		l, err := c.Logger("image-builder")
-		if err != nil {
-			return err
-		}
-		f.log = &l
+	if err := c.SetLogger(&f.log, "image-builder"); err != nil {
+		return err
 	}
 	if f.repo == "" {
 		f.repo = c.Get("VP_REGISTRY")

@@ -121,12 +121,8 @@ func New(opts ...Option) *Function {
 // and VP_LOG_*. Rules naming a model the catalog lacks are an error.
 func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	c := fn.Config(cfg)
-	if f.log == nil {
-		l, err := c.Logger("job-trigger")
-		if err != nil {
-			return err
-		}
-		f.log = &l
+	if err := c.SetLogger(&f.log, "job-trigger"); err != nil {
+		return err
 	}
 	if f.catalog == nil {
 		f.catalog = registry.Default()
@@ -151,12 +147,8 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	if err := f.rules.checkModels(f.catalog); err != nil {
 		return fmt.Errorf("checking the rules' models: %w", err)
 	}
-	if f.store == nil {
-		s, err := c.Store()
-		if err != nil {
-			return err
-		}
-		f.store = s
+	if err := c.SetStore(&f.store); err != nil {
+		return err
 	}
 	if f.ledger == nil {
 		f.ledger = ledger.New(f.store, c.Or("VP_LEDGER_BUCKET", ledger.DefaultBucket))
@@ -288,7 +280,7 @@ func (f *Function) handle(ctx context.Context, in event.Event, d events.DatasetU
 		Dataset: d.DatasetRef, Model: p.model, Hyperparameters: p.hp, Resources: p.resources, RequestedBy: RequestedBy,
 	}
 	if m, err := f.catalog.Lookup(p.model.Framework, p.model.Name); err == nil {
-		job.Hyperparameters = withDefaults(job.Hyperparameters, m.Defaults())
+		job.Hyperparameters = m.WithDefaults(job.Hyperparameters)
 	}
 	if spec.Retrain {
 		extra := maps.Clone(job.Hyperparameters.Extra)
@@ -390,24 +382,6 @@ func placer(at func(string) string, base string) func([]events.FieldError) []eve
 		}
 		return out
 	}
-}
-
-// withDefaults fills the hyperparameters left zero from the model's
-// defaults.
-func withDefaults(h, def events.Hyperparameters) events.Hyperparameters {
-	if h.Epochs == 0 {
-		h.Epochs = def.Epochs
-	}
-	if h.BatchSize == 0 {
-		h.BatchSize = def.BatchSize
-	}
-	if h.LearningRate == 0 {
-		h.LearningRate = def.LearningRate
-	}
-	if h.ImageSize == 0 {
-		h.ImageSize = def.ImageSize
-	}
-	return h
 }
 
 // readCapped reads an object (a version of it, when versionID is set),

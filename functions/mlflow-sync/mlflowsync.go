@@ -120,12 +120,8 @@ func New(opts ...Option) *Function {
 // the broker until they are.
 func (f *Function) Start(_ context.Context, cfg map[string]string) error {
 	c := fn.Config(cfg)
-	if f.log == nil {
-		l, err := c.Logger("mlflow-sync")
-		if err != nil {
-			return err
-		}
-		f.log = &l
+	if err := c.SetLogger(&f.log, "mlflow-sync"); err != nil {
+		return err
 	}
 	uri := strings.TrimSpace(c.Get(EnvTrackingURI))
 	if uri == "" {

@@ -66,19 +66,11 @@ func New(opts ...Option) *Function {
 // VP_LOG_FORMAT and VP_LOG_LEVEL.
 func (f *Function) Start(_ context.Context, cfg map[string]string) error {
 	c := fn.Config(cfg)
-	if f.log == nil {
-		l, err := c.Logger("run-recorder")
-		if err != nil {
-			return err
-		}
-		f.log = &l
+	if err := c.SetLogger(&f.log, "run-recorder"); err != nil {
+		return err
 	}
-	if f.store == nil {
-		s, err := c.Store()
-		if err != nil {
-			return err
-		}
-		f.store = s
+	if err := c.SetStore(&f.store); err != nil {
+		return err
 	}
 	if f.bucket == "" {
 		f.bucket = c.Or("VP_LEDGER_BUCKET", ledger.DefaultBucket)

@@ -9,7 +9,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -278,28 +277,11 @@ func checkEvent(e event.Event) []events.FieldError {
 // headerValueProblem).
 func headerProblems(e event.Event) []events.FieldError {
 	var fs []events.FieldError
-	check := func(name, v string) {
+	events.StringAttributes(e, func(name, v string) {
 		if p := headerValueProblem(v); p != "" {
 			fs = append(fs, events.FieldError{Field: name, Reason: p})
 		}
-	}
-	check("id", e.ID())
-	check("source", e.Source())
-	check("type", e.Type())
-	check("subject", e.Subject())
-	check("dataschema", e.DataSchema())
-	check("datacontenttype", e.DataContentType())
-	exts := e.Extensions()
-	names := make([]string, 0, len(exts))
-	for k := range exts {
-		names = append(names, k)
-	}
-	slices.Sort(names)
-	for _, k := range names {
-		if s, ok := exts[k].(string); ok {
-			check(k, s)
-		}
-	}
+	})
 	return fs
 }
 
