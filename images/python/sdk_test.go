@@ -316,7 +316,7 @@ func TestInt_TorchvisionWeights(t *testing.T) {
 func TestInt_Timm(t *testing.T) {
 	testsupport.Integration(t)
 	requireTorch(t)
-	requireModule(t, "timm", "Debian does not package it; it is in the timm framework image")
+	requireModule(t, "timm", "Debian does not package it, on this kind or go-docker: the test runs where a Python has it, as on the GPU machine (VP_TEST_PYTHON), and the library is in the timm framework image (make images)")
 	data := t.TempDir()
 	MakeImageFolder(t, data, 8, 32)
 	res := runSDK(t, nil, "--adapter", "timm", "--model", "resnet18", "--dataset", data, "--output", t.TempDir(),
@@ -407,7 +407,7 @@ print("anchors were", cfg["anchors"])
 func TestInt_HuggingFace(t *testing.T) {
 	testsupport.Integration(t)
 	requireTorch(t)
-	requireModule(t, "transformers", "Debian does not package it; it is in the huggingface framework image")
+	requireModule(t, "transformers", "Debian does not package it, on this kind or go-docker: the test runs where a Python has it, as on the GPU machine (VP_TEST_PYTHON), and the library is in the huggingface framework image (make images)")
 	data, out := t.TempDir(), t.TempDir()
 	MakeImageFolder(t, data, 8, 32)
 	hp := `{"epochs":2,"batchSize":8,"learningRate":0.001,"imageSize":32,"seed":1}`
@@ -428,7 +428,7 @@ func TestInt_HuggingFace(t *testing.T) {
 func TestInt_Ultralytics(t *testing.T) {
 	testsupport.Integration(t)
 	requireTorch(t)
-	requireModule(t, "ultralytics", "Debian does not package it; it is in the ultralytics framework image")
+	requireModule(t, "ultralytics", "Debian does not package it, on this kind or go-docker: the test runs where a Python has it, as on the GPU machine (VP_TEST_PYTHON), and the library is in the ultralytics framework image (make images)")
 	res := runSDK(t, nil, "--adapter", "ultralytics", "--model", "yolov8n", "--dataset", t.TempDir(), "--output", t.TempDir(), "--format", "yolo", "--task", "detection")
 	if res.code != 3 || !strings.Contains(res.stderr, "no data.yaml") {
 		t.Errorf("ultralytics without data.yaml: exit %d, %q", res.code, res.stderr)
