@@ -3,6 +3,7 @@ package infra
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -73,9 +74,13 @@ func putAndWait(t *testing.T, c *miniogo.Client, m MinIO, arns []string, intake 
 		q.AddEvents(notification.ObjectCreatedAll)
 		cfg.AddQueue(q)
 	}
-	if err := c.SetBucketNotification(ctx, m.Notify, cfg); err != nil {
-		t.Fatalf("setting the notification to %v: %v", arns, err)
-	}
+	// MinIO loads its webhook targets after its health check answers:
+	// until then it says the ARNs do not exist.
+	var err error
+	testsupport.Eventually(t, 30*time.Second, fmt.Sprintf("MinIO taking the notification to %v", arns), func() bool {
+		err = c.SetBucketNotification(ctx, m.Notify, cfg)
+		return err == nil
+	})
 	if _, err := c.PutObject(ctx, m.Notify, key, strings.NewReader("name: cats\n"), int64(len("name: cats\n")), miniogo.PutObjectOptions{}); err != nil {
 		t.Fatal(err)
 	}
