@@ -25,6 +25,9 @@ const (
 	TaskDetection      = "detection"
 	TaskSegmentation   = "segmentation"
 	TaskPose           = "pose"
+	// TaskCaptioning: image in, text out; COCO's captions files
+	// (annotations/captions_<split>.json).
+	TaskCaptioning = "captioning"
 
 	FormatImageFolder = "imagefolder"
 	FormatYOLO        = "yolo"
@@ -39,7 +42,7 @@ const (
 )
 
 var (
-	tasks    = []string{TaskClassification, TaskDetection, TaskSegmentation, TaskPose}
+	tasks    = []string{TaskClassification, TaskDetection, TaskSegmentation, TaskPose, TaskCaptioning}
 	formats  = []string{FormatImageFolder, FormatYOLO, FormatCOCO}
 	statuses = []string{StatusSucceeded, StatusFailed, StatusCancelled}
 )
@@ -99,6 +102,16 @@ type ModelRef struct {
 }
 
 func (m ModelRef) String() string { return m.Framework + "/" + m.Name }
+
+// AdapterRef is what trains a model inside its image: the training SDK's
+// adapter and the model argument it gets (the catalog's adapter and
+// adapterModel for the job: a timm name, a transformers model type or Hub
+// id, an ultralytics YAML or weights file). The run agent passes them to
+// vp_sdk.run as --adapter and --model.
+type AdapterRef struct {
+	Name  string `json:"name" desc:"the SDK adapter (torchvision, timm, huggingface, ultralytics, custom)" schema:"pattern=@name"`
+	Model string `json:"model" desc:"the adapter's --model: what it builds or loads" schema:"minLength=1"`
+}
 
 // Hyperparameters of a training run. Extra carries framework-specific
 // settings through unchanged.
@@ -172,6 +185,7 @@ type ImageBuiltData struct {
 	Job         string           `json:"jobId" desc:"the job the image was built for" schema:"pattern=@jobID"`
 	Request     JobRequestedData `json:"job" desc:"the whole job, so that the runner needs nothing else"`
 	Framework   string           `json:"framework" desc:"framework image spec name" schema:"minLength=1"`
+	Adapter     AdapterRef       `json:"adapter,omitzero,omitempty" desc:"what trains the model in the image (from the catalog)"`
 	Reference   string           `json:"reference" desc:"image reference by digest (repo@sha256:...)" schema:"pattern=@refByDigest"`
 	Layers      []Layer          `json:"layers" desc:"the image's layers, base first"`
 	BytesPushed int64            `json:"bytesPushed" desc:"bytes uploaded to the registry" schema:"minimum=0"`
@@ -210,6 +224,7 @@ type RunStartedData struct {
 	Reason   string           `json:"executorReason,omitempty" desc:"why this executor was chosen (auto: what was found on the host)"`
 	GPUs     []string         `json:"gpus,omitempty" desc:"GPU ids assigned to the run"`
 	Output   string           `json:"output" desc:"s3:// URI prefix where artifacts go" schema:"pattern=@s3URI"`
+	Adapter  AdapterRef       `json:"adapter,omitzero,omitempty" desc:"what trains the model in the image (image.built's); absent, the agent uses the model's framework and name"`
 }
 
 func (RunStartedData) EventType() Type           { return RunStarted }

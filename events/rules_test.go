@@ -17,9 +17,9 @@ func examples() []Payload {
 		DatasetRejectedData{Bucket: "datasets", Manifest: "cats/v1/dataset.yaml", Reasons: []FieldError{{Field: "train", Reason: "missing"}}},
 		j,
 		JobCancelledData{Job: j.ID, Reason: "not needed"},
-		ImageBuiltData{Job: j.ID, Request: j, Framework: "timm", Reference: "r/timm@" + digestA, Layers: []Layer{{Digest: digestA, Size: 1}}},
+		ImageBuiltData{Job: j.ID, Request: j, Framework: "timm", Adapter: AdapterRef{Name: "timm", Model: "resnet18"}, Reference: "r/timm@" + digestA, Layers: []Layer{{Digest: digestA, Size: 1}}},
 		ImageFailedData{Job: j.ID, Framework: "timm", Reason: "NoSpec"},
-		RunStartedData{Job: j, RunID: "run-1", Image: "r/timm@" + digestA, Executor: "process", Output: "s3://runs/run-1/"},
+		RunStartedData{Job: j, RunID: "run-1", Image: "r/timm@" + digestA, Executor: "process", Output: "s3://runs/run-1/", Adapter: AdapterRef{Name: "timm", Model: "resnet18"}},
 		RunProgressData{Job: j.ID, RunID: "run-1", Epoch: 1, Step: 10, Metrics: map[string]float64{"loss": 1}, Time: time.Now()},
 		RunFinishedData{Job: j.ID, RunID: "run-1", Status: StatusSucceeded, Artifacts: []Artifact{{Name: "w.pt", URI: "s3://runs/run-1/w.pt", SHA256: digestA[7:], Size: 1}}},
 	}

@@ -34,5 +34,4 @@ func ExampleCatalog_CheckJob() {
 	}
 	// Output:
 	// hyperparameters.imageSize
-	// model
 }

@@ -18,15 +18,8 @@ const (
 // (images/python/vp_sdk/adapters/<name>_adapter.py).
 var Adapters = []string{"torchvision", "timm", "huggingface", "ultralytics", "custom"}
 
-// TaskCaptioning is image captioning (image in, text out). The event
-// vocabulary does not have it yet: datasets are labelled for
-// classification, detection, segmentation or pose only, so a captioning
-// model can't be asked for in a valid job until events adds the task.
-const TaskCaptioning = "captioning"
-
-// Tasks a catalog entry may name: the event vocabulary's dataset tasks and
-// the ones the catalog proposes beyond them.
-var Tasks = []string{events.TaskClassification, events.TaskDetection, events.TaskSegmentation, events.TaskPose, TaskCaptioning}
+// Tasks a catalog entry may name: the event vocabulary's dataset tasks.
+var Tasks = []string{events.TaskClassification, events.TaskDetection, events.TaskSegmentation, events.TaskPose, events.TaskCaptioning}
 
 // Variants refine a task where the dataset's labels differ within it:
 // oriented boxes (8 coordinates a box) are detection labels no axis-aligned

@@ -473,7 +473,7 @@ func (f *Function) built(ctx context.Context, e event.Event) (*event.Event, erro
 		return f.failed(e, job.ID, runID, fmt.Sprintf("the job asks for the %s executor; this gpu-runner launches runs with the %s executor (%s)", want, name, f.reason), log)
 	}
 	started, err := events.Next(e, Source, events.RunStartedData{
-		Job: job, RunID: runID, Image: d.Reference, Executor: name, Reason: f.reason,
+		Job: job, RunID: runID, Image: d.Reference, Executor: name, Reason: f.reason, Adapter: d.Adapter,
 		Output: "s3://" + f.runsBucket + "/" + runID + "/",
 	})
 	if err != nil {

@@ -43,6 +43,7 @@ func built(t *testing.T, job events.JobRequestedData) event.Event {
 	t.Helper()
 	e, err := events.New(context.Background(), "/test/image-builder", events.ImageBuiltData{
 		Job: job.ID, Request: job, Framework: "torchvision", Reference: reference, Layers: []events.Layer{}, CacheHit: true,
+		Adapter: events.AdapterRef{Name: "torchvision", Model: job.Model.Name},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -365,7 +366,7 @@ func TestInt_RealRuns(t *testing.T) {
 	var rs events.RunStartedData
 	decode(t, reply, &rs)
 	want := events.RunStartedData{Job: job, RunID: "run-" + strings.TrimPrefix(job.ID, "job-"), Image: reference, Executor: executor.Process,
-		Reason: f.Reason(), Output: "s3://runs/" + run + "/"}
+		Reason: f.Reason(), Output: "s3://runs/" + run + "/", Adapter: events.AdapterRef{Name: "torchvision", Model: "resnet18"}}
 	if diff := cmp.Diff(want, rs); diff != "" || status/100 != 2 {
 		t.Errorf("image.built answered %d with run.started (-want +got):\n%s", status, diff)
 	}

@@ -527,10 +527,16 @@ func (f *Function) answer(in event.Event, job events.JobRequestedData, spec stri
 }
 
 func (f *Function) built(in event.Event, job events.JobRequestedData, spec string, rec record, hit bool, took time.Duration) (*event.Event, error) {
-	out, err := events.Next(in, Source, events.ImageBuiltData{
+	d := events.ImageBuiltData{
 		Job: job.ID, Request: job, Framework: spec, Reference: rec.Reference, Layers: rec.Layers,
 		BytesPushed: rec.BytesPushed, BytesReused: rec.BytesReused, CacheHit: hit, DurationMS: took.Milliseconds(),
-	})
+	}
+	// What trains the model in the image: the catalog's adapter and its
+	// --model for this job (a Hub id or weights file when pretrained).
+	if m, err := f.catalog.Lookup(job.Model.Framework, job.Model.Name); err == nil {
+		d.Adapter = events.AdapterRef{Name: m.Adapter, Model: m.AdapterArg(job.Hyperparameters.Pretrained)}
+	}
+	out, err := events.Next(in, Source, d)
 	if err != nil {
 		return nil, fmt.Errorf("making image.built: %w", err)
 	}

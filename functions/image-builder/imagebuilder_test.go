@@ -35,6 +35,7 @@ const catalogYAML = `defaults:
 models:
   - name: net
     description: a model whose image is one small file
+    adapterModel: {scratch: net.yaml, pretrained: net.pt}
   - name: fixed
     description: a model fixed at 224
     input: {size: 224, fixed: true}
@@ -151,6 +152,10 @@ func TestInt_BuildThenCacheHit(t *testing.T) {
 	}
 	if out.Extensions()[events.ExtJobID] != first.Job {
 		t.Errorf("image.built jobid = %v", out.Extensions()[events.ExtJobID])
+	}
+	// The catalog's adapter and, from scratch, its scratch model argument.
+	if want := (events.AdapterRef{Name: "torchvision", Model: "net.yaml"}); first.Adapter != want {
+		t.Errorf("image.built adapter = %+v, want %+v", first.Adapter, want)
 	}
 	// Unchanged inputs: the answer comes from the record, a cache hit.
 	out, err = f.Handle(context.Background(), jobEvent(t, "net", events.Hyperparameters{Epochs: 2, BatchSize: 4, LearningRate: 0.01}))

@@ -284,7 +284,14 @@ func (r *run) runAdapter(ctx context.Context, out objstore.URI, dataDir, outDir,
 	if err != nil {
 		return 0, err
 	}
-	args := []string{"-m", "vp_sdk.run", "--adapter", r.req.Job.Model.Framework, "--model", r.req.Job.Model.Name,
+	// The catalog's adapter and model argument (run.started's adapter);
+	// a run.started from elsewhere without one names the framework and
+	// model as the adapter and model.
+	adapter, model := r.req.Job.Model.Framework, r.req.Job.Model.Name
+	if a := r.req.Adapter; a.Name != "" {
+		adapter, model = a.Name, a.Model
+	}
+	args := []string{"-m", "vp_sdk.run", "--adapter", adapter, "--model", model,
 		"--dataset", dataDir, "--output", outDir, "--task", r.req.Job.Dataset.Task, "--format", r.req.Job.Dataset.Format,
 		"--hyperparameters", string(hp), "--dataset-digest", r.req.Job.Dataset.Digest, "--image", r.req.Image, "--run-id", r.req.RunID}
 	if weightsPath != "" {

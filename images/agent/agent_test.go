@@ -167,6 +167,30 @@ func TestInt_RunAdapterFails(t *testing.T) {
 	}
 }
 
+// The adapter and model the SDK gets are run.started's adapter (the
+// catalog's, set by the image-builder), not the job's framework and name.
+func TestInt_RunUsesTheCatalogAdapter(t *testing.T) {
+	testsupport.Integration(t)
+	testsupport.RequireTorch(t)
+	e := setup(t)
+	req := e.request(t, "run-adapter", "resnet18", 1)
+	var d events.RunStartedData
+	if err := events.DecodeInto(req, &d); err != nil {
+		t.Fatal(err)
+	}
+	d.Adapter = events.AdapterRef{Name: "torchvision", Model: "catalognet"}
+	if err := req.SetData("application/json", d); err != nil {
+		t.Fatal(err)
+	}
+	fin, err := Run(context.Background(), e.config(t), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fin.Status != events.StatusFailed || !strings.Contains(fin.LogTail, "torchvision has no model 'catalognet'") {
+		t.Errorf("Run() = status %q tail %q; want the adapter's model catalognet", fin.Status, fin.LogTail)
+	}
+}
+
 func TestInt_RunCancelledThenResumed(t *testing.T) {
 	testsupport.Integration(t)
 	testsupport.RequireTorch(t)

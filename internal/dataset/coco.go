@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"path"
 	"reflect"
 	"slices"
@@ -17,8 +18,18 @@ import (
 )
 
 // cocoSplits are the splits whose annotation files the trainers read, as
-// annotations/instances_<split>.json; train is required.
+// annotations/instances_<split>.json (captions_<split>.json for
+// captioning); train is required.
 var cocoSplits = []string{"train", "val", "test"}
+
+// cocoPrefix is the annotation files' prefix for the task: COCO's
+// captions files for captioning, its instances files for the others.
+func (c *checker) cocoPrefix() string {
+	if c.task == events.TaskCaptioning {
+		return "captions_"
+	}
+	return "instances_"
+}
 
 // The parts of COCO's images, annotations and categories that the checks
 // read; pointers tell a missing field from a zero one.
@@ -36,6 +47,7 @@ type (
 		BBox         *[]float64      `json:"bbox"`
 		Segmentation json.RawMessage `json:"segmentation"`
 		IsCrowd      int             `json:"iscrowd"`
+		Caption      *string         `json:"caption"`
 	}
 	cocoCategory struct {
 		ID   *int64  `json:"id"`
@@ -50,6 +62,9 @@ type cocoRef struct {
 	imageID, category int64
 }
 
+// captionRef is a caption's category in its cocoRef: none.
+const captionRef = math.MinInt64
+
 // cocoCategories is a split's categories, sorted by id.
 type cocoCategories struct {
 	ids   []int64
@@ -60,15 +75,16 @@ type cocoCategories struct {
 // and their image folders, <split>/ or images/<split>/ as the trainers
 // look for them.
 func (c *checker) coco() {
+	prefix := c.cocoPrefix()
 	found := false
 	for _, f := range c.files {
 		if parent(f) != "annotations" || ignored(f) {
 			continue
 		}
-		split, ok := strings.CutPrefix(strings.TrimSuffix(path.Base(f), ".json"), "instances_")
+		split, ok := strings.CutPrefix(strings.TrimSuffix(path.Base(f), ".json"), prefix)
 		if !ok || !strings.HasSuffix(f, ".json") || !slices.Contains(cocoSplits, split) {
 			c.claimed[f] = true
-			c.add(f, "not read: the annotation files are annotations/instances_<split>.json for the splits %s", strings.Join(cocoSplits, ", "))
+			c.add(f, "not read: the annotation files are annotations/%s<split>.json for the splits %s", prefix, strings.Join(cocoSplits, ", "))
 			continue
 		}
 		found = true
@@ -76,12 +92,17 @@ func (c *checker) coco() {
 	if !found {
 		c.noUnclaimed = true
 	}
-	if !c.has("annotations/instances_train.json") {
-		c.add("annotations/instances_train.json", "required: the train split's images, annotations and categories")
+	trainFile := "annotations/" + prefix + "train.json"
+	if !c.has(trainFile) {
+		if c.task == events.TaskCaptioning {
+			c.add(trainFile, "required: the train split's images and their captions")
+		} else {
+			c.add(trainFile, "required: the train split's images, annotations and categories")
+		}
 	}
 	var train *cocoCategories
 	for _, split := range cocoSplits {
-		f := "annotations/instances_" + split + ".json"
+		f := "annotations/" + prefix + split + ".json"
 		if !c.has(f) {
 			continue
 		}
@@ -100,7 +121,7 @@ func (c *checker) coco() {
 			c.sum.Test = images
 		}
 		if split != "train" && train != nil && len(train.ids) > 0 && cats != nil && (!slices.Equal(train.ids, cats.ids) || !slices.Equal(train.names, cats.names)) {
-			c.add(f, "categories differ from annotations/instances_train.json's: every split needs the same categories")
+			c.add(f, "categories differ from %s's: every split needs the same categories", trainFile)
 		}
 	}
 }
@@ -196,6 +217,16 @@ func (c *checker) cocoFile(file, split string) (*cocoCategories, int) {
 					if a.ImageID == nil {
 						problem("%s.image_id: required", at)
 					}
+					if c.task == events.TaskCaptioning {
+						// A caption names no category and no box.
+						if a.Caption == nil || strings.TrimSpace(*a.Caption) == "" {
+							problem("%s.caption: required (the image's caption, text)", at)
+						}
+						if a.ImageID != nil {
+							refs = append(refs, cocoRef{i, *a.ImageID, captionRef})
+						}
+						return
+					}
 					if a.CategoryID == nil {
 						problem("%s.category_id: required", at)
 					}
@@ -247,7 +278,11 @@ func (c *checker) cocoFile(file, split string) (*cocoCategories, int) {
 				return err
 			}
 		}
-		for _, key := range []string{"images", "annotations", "categories"} {
+		required := []string{"images", "annotations", "categories"}
+		if c.task == events.TaskCaptioning {
+			required = required[:2] // captions have no categories
+		}
+		for _, key := range required {
 			if !seen[key] {
 				problem("%s: required (an array)", key)
 			}
@@ -279,7 +314,7 @@ func (c *checker) cocoFile(file, split string) (*cocoCategories, int) {
 		if _, ok := images[r.imageID]; !ok {
 			problem("annotations[%d].image_id %d is not an image", r.index, r.imageID)
 		}
-		if _, ok := catIdx[r.category]; !ok && seen["categories"] {
+		if _, ok := catIdx[r.category]; !ok && seen["categories"] && r.category != captionRef {
 			problem("annotations[%d].category_id %d is not a category", r.index, r.category)
 		}
 		annotated[r.imageID] = true

@@ -83,8 +83,8 @@ func TestParseSpecErrors(t *testing.T) {
 		want: []events.FieldError{{Field: "dataset.yaml:4", Reason: "files: cannot unmarshal !!str `many` into int"}},
 	}, {
 		desc: "bad task",
-		in:   "name: cats\ntask: captioning\nformat: coco\n",
-		want: []events.FieldError{{Field: "dataset.yaml:2", Reason: `task: "captioning" is not one of classification, detection, segmentation, pose`}},
+		in:   "name: cats\ntask: ocr\nformat: coco\n",
+		want: []events.FieldError{{Field: "dataset.yaml:2", Reason: `task: "ocr" is not one of classification, detection, segmentation, pose, captioning`}},
 	}, {
 		desc: "format that does not fit the task, bad name",
 		in:   "name: Cats!\ntask: classification\nformat: yolo\n",
@@ -97,7 +97,7 @@ func TestParseSpecErrors(t *testing.T) {
 		in:   "files: 3\n",
 		want: []events.FieldError{
 			{Field: "dataset.yaml:1", Reason: "name: required"},
-			{Field: "dataset.yaml:1", Reason: "task: required (one of classification, detection, segmentation, pose)"},
+			{Field: "dataset.yaml:1", Reason: "task: required (one of classification, detection, segmentation, pose, captioning)"},
 			{Field: "dataset.yaml:1", Reason: "format: required (one of imagefolder, yolo, coco)"},
 		},
 	}, {

@@ -20,6 +20,7 @@ var taskFormats = []struct {
 	{events.TaskDetection, []string{events.FormatYOLO, events.FormatCOCO}},
 	{events.TaskSegmentation, []string{events.FormatYOLO, events.FormatCOCO}},
 	{events.TaskPose, []string{events.FormatYOLO}},
+	{events.TaskCaptioning, []string{events.FormatCOCO}},
 }
 
 // Tasks returns the tasks a dataset can be labelled for.

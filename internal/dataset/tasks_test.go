@@ -45,9 +45,9 @@ func TestCheckTaskFormat(t *testing.T) {
 		{"pose", "coco", []events.FieldError{{Field: "format", Reason: "coco does not fit task pose (pose takes yolo)"}}},
 		{"detection", "imagefolder", []events.FieldError{{Field: "format", Reason: "imagefolder does not fit task detection (detection takes yolo or coco)"}}},
 		{"detection", "parquet", []events.FieldError{{Field: "format", Reason: `"parquet" is not one of imagefolder, yolo, coco`}}},
-		{"ocr", "coco", []events.FieldError{{Field: "task", Reason: `"ocr" is not one of classification, detection, segmentation, pose`}}},
+		{"ocr", "coco", []events.FieldError{{Field: "task", Reason: `"ocr" is not one of classification, detection, segmentation, pose, captioning`}}},
 		{"", "", []events.FieldError{
-			{Field: "task", Reason: "required (one of classification, detection, segmentation, pose)"},
+			{Field: "task", Reason: "required (one of classification, detection, segmentation, pose, captioning)"},
 			{Field: "format", Reason: "required (one of imagefolder, yolo, coco)"},
 		}},
 	} {

@@ -225,9 +225,13 @@ func (c *checker) checkUnclaimed() {
 	if c.noUnclaimed {
 		return
 	}
+	hint := layoutHint[c.format]
+	if c.format == events.FormatCOCO && c.task == events.TaskCaptioning {
+		hint = "annotations/captions_<split>.json and images/<split>/"
+	}
 	for _, f := range c.files {
 		if !c.claimed[f] && !ignored(f) {
-			c.add(f, "not part of the %s layout (%s)", c.format, layoutHint[c.format])
+			c.add(f, "not part of the %s layout (%s)", c.format, hint)
 		}
 	}
 }

@@ -355,6 +355,45 @@ func TestValidateYOLO(t *testing.T) {
 	}})
 }
 
+func TestValidateCOCOCaptions(t *testing.T) {
+	make := func(t *testing.T, dir string) { datasettest.MakeCaptions(t, dir, 4, 16) }
+	const train = "annotations/captions_train.json"
+	runValidate(t, "coco", "captioning", make, []validateCase{{
+		desc: "good: no categories, two captions an image",
+		sum:  &Summary{Train: 4, Val: 2, Objects: 12},
+	}, {
+		desc: "a caption missing, a blank one, an unknown image",
+		change: func(t *testing.T, dir string) {
+			editJSON(t, dir, train, func(doc map[string]any) {
+				delete(item(doc, "annotations", 0), "caption")
+				item(doc, "annotations", 1)["caption"] = "  "
+				item(doc, "annotations", 2)["image_id"] = 99
+			})
+		},
+		want: []events.FieldError{
+			{Field: train, Reason: "annotations[0].caption: required (the image's caption, text)"},
+			{Field: train, Reason: "annotations[1].caption: required (the image's caption, text)"},
+			{Field: train, Reason: "annotations[2].image_id 99 is not an image"},
+		},
+	}, {
+		desc: "instances files are not read for captioning",
+		change: func(t *testing.T, dir string) {
+			if err := os.Rename(filepath.Join(dir, train), filepath.Join(dir, "annotations/instances_train.json")); err != nil {
+				t.Fatal(err)
+			}
+		},
+		want: []events.FieldError{
+			{Field: "annotations/instances_train.json", Reason: "not read: the annotation files are annotations/captions_<split>.json for the splits train, val, test"},
+			{Field: train, Reason: "required: the train split's images and their captions"},
+			// no captions file lists the train images
+			{Field: "images/train/train_000.png", Reason: "not part of the coco layout (annotations/captions_<split>.json and images/<split>/)"},
+			{Field: "images/train/train_001.png", Reason: "not part of the coco layout (annotations/captions_<split>.json and images/<split>/)"},
+			{Field: "images/train/train_002.png", Reason: "not part of the coco layout (annotations/captions_<split>.json and images/<split>/)"},
+			{Field: "images/train/train_003.png", Reason: "not part of the coco layout (annotations/captions_<split>.json and images/<split>/)"},
+		},
+	}})
+}
+
 func TestValidateCOCO(t *testing.T) {
 	make := func(t *testing.T, dir string) { datasettest.MakeCOCO(t, dir, 4, 16) }
 	const train = "annotations/instances_train.json"

@@ -206,6 +206,52 @@ func MakeCOCO(t testing.TB, dir string, perSplit, side int) {
 	}
 }
 
+// MakeCaptions writes a COCO captions dataset under dir, for captioning:
+// annotations/captions_train.json and captions_val.json, perSplit images
+// in images/train/ and perSplit/2 (at least 1) in images/val/, side×side
+// PNGs of one object each, with two captions each naming the object's
+// class and where it is.
+func MakeCaptions(t testing.TB, dir string, perSplit, side int) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(23, 29))
+	type img struct {
+		ID       int    `json:"id"`
+		FileName string `json:"file_name"`
+		Width    int    `json:"width"`
+		Height   int    `json:"height"`
+	}
+	type ann struct {
+		ID      int    `json:"id"`
+		ImageID int    `json:"image_id"`
+		Caption string `json:"caption"`
+	}
+	for _, split := range splits(perSplit) {
+		doc := struct {
+			Images      []img `json:"images"`
+			Annotations []ann `json:"annotations"`
+		}{Images: []img{}, Annotations: []ann{}}
+		for i := 0; i < split.n; i++ {
+			b, o := objectImage(t, r, i, side)
+			name := fmt.Sprintf("%s_%03d.png", split.name, i)
+			WriteFile(t, dir, "images/"+split.name+"/"+name, b)
+			doc.Images = append(doc.Images, img{ID: i + 1, FileName: name, Width: side, Height: side})
+			where := "left"
+			if o.box.Min.X+o.box.Max.X > side {
+				where = "right"
+			}
+			cls := Classes[o.class]
+			doc.Annotations = append(doc.Annotations,
+				ann{ID: 2*i + 1, ImageID: i + 1, Caption: "a " + cls + " on the " + where},
+				ann{ID: 2*i + 2, ImageID: i + 1, Caption: "a small " + cls + " on a plain background"})
+		}
+		b, err := json.MarshalIndent(doc, "", " ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		WriteFile(t, dir, "annotations/captions_"+split.name+".json", b)
+	}
+}
+
 // WriteFile writes data to dir/rel (a slash path), making its folders.
 func WriteFile(t testing.TB, dir, rel string, data []byte) {
 	t.Helper()
