@@ -147,8 +147,9 @@ func TestInt_ReadyModelsTrainInTheirImages(t *testing.T) {
 
 // image is a framework image as the test runs it.
 type image struct {
-	ref string // repo@digest in the test's registry
-	id  string // the Docker Engine's image id (the config digest)
+	ref  string // repo@digest in the test's registry
+	id   string // the Docker Engine's image id (the config digest)
+	gpus string // docker run --gpus, "" for none
 }
 
 func trainOne(t *testing.T, m registry.Model, img image, mi *testsupport.MinIO, sink *testsupport.Sink) {
@@ -174,6 +175,9 @@ func trainOne(t *testing.T, m registry.Model, img image, mi *testsupport.MinIO, 
 		t.Fatalf("the catalog refuses the smoke job: %v", probs)
 	}
 	runID := "smoke-" + strings.TrimSuffix(prefix, "/")
+	if img.gpus != "" {
+		runID += "-gpu"
+	}
 	req, err := events.New(ctx, "/test/smoke", events.RunStartedData{
 		Job: job, RunID: runID, Image: img.ref, Executor: "docker", Output: "s3://runs/" + runID + "/",
 		Adapter: events.AdapterRef{Name: m.Adapter, Model: m.AdapterArg(false)},
@@ -182,7 +186,7 @@ func trainOne(t *testing.T, m registry.Model, img image, mi *testsupport.MinIO, 
 		t.Fatal(err)
 	}
 	work := t.TempDir()
-	python := containerPython(t, work, img.id, runID)
+	python := containerPython(t, work, img, runID)
 	fin, err := agent.Run(ctx, agent.Config{
 		Store: objstore.FromMinIO(mi.Client), Sink: &agent.Sink{URL: sink.URL}, WorkDir: work, Python: python,
 		Grace: 20 * time.Second, Poll: time.Second, Attempts: 3, Log: zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel),
@@ -277,14 +281,18 @@ func checkPredictions(t *testing.T, mi *testsupport.MinIO, bucket, key, field st
 // containerPython writes the "python" the agent starts: the image's
 // python3 in a container with no network, the work folder mounted at its
 // own path (the agent passes absolute paths under it).
-func containerPython(t *testing.T, work, imageID, runID string) string {
+func containerPython(t *testing.T, work string, img image, runID string) string {
 	t.Helper()
 	container := "vp-smoke-" + runID
+	gpus := ""
+	if img.gpus != "" {
+		gpus = "--gpus " + img.gpus + " "
+	}
 	script := fmt.Sprintf(`#!/bin/sh
-exec docker run --rm --network none --name %s -v %s:%s -w %s \
+exec docker run --rm --network none --name %s -v %s:%s -w %s %s\
   -e PYTHONUNBUFFERED=1 -e OMP_NUM_THREADS=1 -e MKL_NUM_THREADS=1 \
   --entrypoint /usr/bin/python3 %s "$@"
-`, container, work, work, work, imageID)
+`, container, work, work, work, gpus, img.id)
 	p := filepath.Join(t.TempDir(), "python3")
 	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
@@ -414,4 +422,47 @@ func byteSize(n int64) string {
 		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 	}
 	return fmt.Sprintf("%d B", n)
+}
+
+// TestInt_GPUSmoke trains one ready model of each framework image on
+// CUDA (the container given the machine's first GPU) and on the CPU, and
+// logs both wall times. It runs where an NVIDIA GPU and a Docker Engine
+// with its runtime answer: the GPU machine kind, lent to some tasks.
+func TestInt_GPUSmoke(t *testing.T) {
+	testsupport.Integration(t)
+	if out, err := exec.Command("nvidia-smi", "-L").CombinedOutput(); err != nil || !strings.Contains(string(out), "GPU 0") {
+		t.Skipf("no NVIDIA GPU on this machine (nvidia-smi -L: %v %s): the GPU kind of machine runs this test", err, bytes.TrimSpace(out))
+	}
+	requireEngine(t)
+	var models []registry.Model
+	seen := map[string]bool{}
+	for _, m := range registry.Default().Models() {
+		if m.Ready() && !seen[m.ImageSpec()] && m.ImageSpec() != "torchvision-cpu" {
+			seen[m.ImageSpec()] = true
+			models = append(models, m)
+		}
+	}
+	imgs := buildImages(t, slices.Sorted(func(yield func(string) bool) {
+		for s := range seen {
+			if !yield(s) {
+				return
+			}
+		}
+	}))
+	mi := testsupport.StartMinIO(t)
+	mi.Bucket(t, "datasets")
+	mi.Bucket(t, "runs")
+	sink := testsupport.NewSink(t, events.Validate)
+	for _, m := range models {
+		t.Run(m.Ref().String(), func(t *testing.T) {
+			cpu := time.Now()
+			trainOne(t, m, imgs[m.ImageSpec()], mi, sink)
+			cpuTook := time.Since(cpu)
+			gpu := imgs[m.ImageSpec()]
+			gpu.gpus = "device=0"
+			start := time.Now()
+			trainOne(t, m, gpu, mi, sink)
+			t.Logf("%s: one epoch on CUDA %.1f s, on the CPU (one thread) %.1f s", m.Ref(), time.Since(start).Seconds(), cpuTook.Seconds())
+		})
+	}
 }
