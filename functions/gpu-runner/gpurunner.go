@@ -160,7 +160,16 @@ var bucketRE = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 //     job that started, ended or was cancelled is not launched again;
 //   - VP_RUNS_BUCKET (default runs): runs write under s3://BUCKET/<run id>/;
 //   - VP_EXECUTOR: auto (default), process, docker or kubernetes;
-//   - VP_DOCKER: the docker command (default docker);
+//   - for the docker executor: DOCKER_HOST (the engine's address,
+//     unix:///path or tcp://host:port; default
+//     unix:///var/run/docker.sock), VP_DOCKER_NETWORK (the network the
+//     runs' containers join; default host; under docker-compose the
+//     compose network), VP_DOCKER_PULL_HOSTS (FROM=TO registry hosts,
+//     comma-separated: an image named on the registry as the functions
+//     reach it, registry:5000, is pulled and run from the engine's view
+//     of it, 127.0.0.1:5000), VP_DOCKER_GPUS (the engine host's GPU ids,
+//     comma-separated, where this process cannot run nvidia-smi: in a
+//     container; default those nvidia-smi lists);
 //   - for the process executor: VP_AGENT (the agent command: a path or a
 //     name on PATH, with arguments if any, such as "/usr/local/bin/vp
 //     agent", or self for this binary's agent subcommand; default vp-agent
@@ -216,6 +225,9 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 	if p, ok := f.exec.(*executor.ProcessExecutor); ok {
 		ev = ev.Str("agent", strings.Join(append([]string{p.Agent}, p.AgentArgs...), " ")).Str("workDir", p.WorkDir).Int("maxRuns", p.Slots).Strs("gpus", p.GPUs())
 	}
+	if d, ok := f.exec.(*executor.DockerExecutor); ok {
+		ev = ev.Str("dockerHost", d.Host).Str("network", d.Network).Interface("pullHosts", d.PullHosts).Strs("gpus", d.Devices)
+	}
 	ev.Msg("gpu-runner started")
 	// The store may come up after the function (vp up starts MinIO once
 	// dataset-intake answers): relaunch the interrupted runs as soon as the
@@ -269,8 +281,22 @@ func (f *Function) choose(ctx context.Context, c fn.Config) (executor.Executor, 
 		}
 		return p, nil
 	}
-	docker := &executor.DockerExecutor{Docker: c.Or("VP_DOCKER", "docker"), Log: log, Source: Source}
-	if devices, err := executor.NvidiaSMI(ctx); err == nil {
+	docker := &executor.DockerExecutor{Host: c.Get("DOCKER_HOST"), Network: c.Get("VP_DOCKER_NETWORK"), Log: log, Source: Source}
+	if hosts, err := executor.ParsePullHosts(c.Get("VP_DOCKER_PULL_HOSTS")); err != nil {
+		return nil, "", fmt.Errorf("VP_DOCKER_PULL_HOSTS: %w", err)
+	} else if len(hosts) > 0 {
+		docker.PullHosts = hosts
+	}
+	if c.Get("VP_DOCKER") != "" {
+		log.Warn().Msg("VP_DOCKER is ignored: the docker executor speaks the Engine API (DOCKER_HOST names the engine)")
+	}
+	if ids := c.Get("VP_DOCKER_GPUS"); ids != "" {
+		for _, id := range strings.Split(ids, ",") {
+			if id = strings.TrimSpace(id); id != "" {
+				docker.Devices = append(docker.Devices, id)
+			}
+		}
+	} else if devices, err := executor.NvidiaSMI(ctx); err == nil {
 		docker.Devices = devices // each run gets devices of its own
 	}
 	mode := c.Or("VP_EXECUTOR", "auto")

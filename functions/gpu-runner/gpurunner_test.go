@@ -19,6 +19,7 @@ import (
 	"github.com/vision-platform/vp/functions/funcyaml"
 	gpurunner "github.com/vision-platform/vp/functions/gpu-runner"
 	"github.com/vision-platform/vp/functions/gpu-runner/executor"
+	"github.com/vision-platform/vp/internal/dockerapi/dockerapitest"
 	"github.com/vision-platform/vp/internal/testsupport"
 )
 
@@ -145,7 +146,8 @@ func TestStartSettings(t *testing.T) {
 		{"no sink", map[string]string{"K_SINK": ""}, "K_SINK"},
 		{"a bad sink", map[string]string{"K_SINK": "::not a url"}, "K_SINK"},
 		{"unknown executor", map[string]string{"VP_EXECUTOR": "slurm"}, "VP_EXECUTOR"},
-		{"docker without an engine", map[string]string{"VP_EXECUTOR": "docker", "VP_DOCKER": filepath.Join(t.TempDir(), "docker")}, "no Docker Engine answers"},
+		{"docker without an engine", map[string]string{"VP_EXECUTOR": "docker", "DOCKER_HOST": "unix://" + filepath.Join(t.TempDir(), "docker.sock")}, "no Docker Engine answers"},
+		{"docker pull hosts", map[string]string{"VP_EXECUTOR": "docker", "VP_DOCKER_PULL_HOSTS": "registry:5000"}, "VP_DOCKER_PULL_HOSTS"},
 		{"kubernetes in a binary without it", map[string]string{"VP_EXECUTOR": "kubernetes"}, "no kubernetes executor"},
 		{"no agent", map[string]string{"VP_AGENT": filepath.Join(t.TempDir(), "vp-agent")}, "VP_AGENT"},
 		{"max runs not a number", map[string]string{"VP_MAX_RUNS": "many"}, "VP_MAX_RUNS"},
@@ -215,13 +217,44 @@ func TestStartAuto(t *testing.T) {
 	t.Setenv("KUBERNETES_SERVICE_HOST", "")
 	cfg := baseConfig(t)
 	cfg["VP_EXECUTOR"] = ""
-	cfg["VP_DOCKER"] = filepath.Join(t.TempDir(), "docker")
+	cfg["DOCKER_HOST"] = "unix://" + filepath.Join(t.TempDir(), "docker.sock")
 	f := gpurunner.New(gpurunner.WithLogger(zerolog.Nop()))
 	if err := f.Start(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
 	if name, reason := f.Executor().Name(), f.Reason(); name != executor.Process || reason != "no cluster and no Docker Engine" {
 		t.Errorf("auto chose %s (%q), want process (no cluster and no Docker Engine)", name, reason)
+	}
+}
+
+// TestStartDockerExecutor: the docker executor as the settings describe
+// it, as docker-compose sets them (a stand-in engine answers at
+// DOCKER_HOST).
+func TestStartDockerExecutor(t *testing.T) {
+	e := dockerapitest.New(t)
+	cfg := baseConfig(t)
+	cfg["VP_EXECUTOR"] = "docker"
+	cfg["DOCKER_HOST"] = e.Host
+	cfg["VP_DOCKER_NETWORK"] = "vp_platform"
+	cfg["VP_DOCKER_PULL_HOSTS"] = "registry:5000=127.0.0.1:5000"
+	cfg["VP_DOCKER_GPUS"] = "0, 1"
+	f := gpurunner.New(gpurunner.WithLogger(zerolog.Nop()))
+	if err := f.Start(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	d, ok := f.Executor().(*executor.DockerExecutor)
+	if !ok {
+		t.Fatalf("executor = %T, want the docker executor", f.Executor())
+	}
+	got := struct {
+		Host, Network string
+		PullHosts     map[string]string
+		Devices       []string
+	}{d.Host, d.Network, d.PullHosts, d.Devices}
+	want := got
+	want.Host, want.Network, want.PullHosts, want.Devices = e.Host, "vp_platform", map[string]string{"registry:5000": "127.0.0.1:5000"}, []string{"0", "1"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("docker executor (-want +got):\n%s", diff)
 	}
 }
 

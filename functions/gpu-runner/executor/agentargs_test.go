@@ -82,7 +82,7 @@ func TestInvalidRun(t *testing.T) {
 			t.Errorf("%s: Launch = %v, want ErrInvalidRun", c.desc, err)
 		}
 	}
-	d := &DockerExecutor{Docker: script(t, "docker", "exit 0\n")}
+	d := &DockerExecutor{Host: nowhere(t)}
 	if err := d.Launch(context.Background(), runOf(t, "r", 0)); !errors.Is(err, ErrInvalidRun) {
 		t.Errorf("docker Launch without an image = %v, want ErrInvalidRun", err)
 	}

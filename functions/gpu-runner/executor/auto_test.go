@@ -31,15 +31,15 @@ func script(t *testing.T, name, body string) string {
 
 func noGPUs(context.Context) ([]string, error) { return nil, nil }
 
-// TestChoose covers every choice that needs no Docker Engine: a docker
-// command that fails stands for a host without one, and a token file of
+// TestChoose covers every choice that needs no Docker Engine: a socket
+// nothing listens on stands for a host without one, and a token file of
 // the test's for a pod's.
 func TestChoose(t *testing.T) {
 	ctx := context.Background()
 	proc := func() (*ProcessExecutor, error) {
 		return NewProcess(ctx, "vp-agent", t.TempDir(), noGPUs, zerolog.Nop())
 	}
-	noEngine := &DockerExecutor{Docker: script(t, "docker", "exit 1\n")}
+	noEngine := &DockerExecutor{Host: nowhere(t)}
 	kube := WithKubernetes(func() (Executor, error) { return kubeStandIn{}, nil })
 	errNoAPI := errors.New("no API server")
 	kubeFails := WithKubernetes(func() (Executor, error) { return nil, errNoAPI })
@@ -129,8 +129,7 @@ func TestInt_Choose(t *testing.T) {
 	testsupport.Integration(t)
 	ctx := context.Background()
 	t.Setenv("KUBERNETES_SERVICE_HOST", "")
-	withEngine := &DockerExecutor{}
-	requireEngine(t, withEngine)
+	withEngine, _ := realEngine(t)
 	proc := func() (*ProcessExecutor, error) {
 		return NewProcess(ctx, "vp-agent", t.TempDir(), noGPUs, zerolog.Nop())
 	}

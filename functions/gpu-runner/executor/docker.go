@@ -1,40 +1,59 @@
 package executor
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"os/exec"
-	"strconv"
+	"math/big"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/distribution/reference"
 	"github.com/rs/zerolog"
 
 	"github.com/vision-platform/vp/events"
 	"github.com/vision-platform/vp/events/sender"
+	"github.com/vision-platform/vp/internal/dockerapi"
 )
 
-// DockerExecutor runs the agent in the run's framework image on the local
-// Docker Engine: the image's entrypoint is the agent, the run.started event
-// goes in VP_RUN_EVENT, GPUs through --gpus, limits through --cpus and
-// --memory. Containers are named after the run id, so a redelivered run
-// starts nothing twice, and removed once waited for.
+// DockerExecutor runs the agent in the run's framework image on a Docker
+// Engine, speaking the Engine API over its socket (no docker CLI: under
+// docker-compose the gpu-runner is a static binary with the socket
+// mounted). The image's entrypoint is the agent; the run.started event
+// goes in VP_RUN_EVENT, GPUs as device requests, limits as NanoCpus and
+// Memory. An image the engine lacks is pulled first. Containers are named
+// after the run id and labelled with it, so a redelivered run starts
+// nothing twice, and removed once waited for.
 //
 // GPUs are devices, not counts: a run asking for n GPUs gets n of Devices
 // that no running container of another run holds (each run's container is
 // labelled with its devices, so the engine is the record, across restarts
-// of this executor too), as --gpus "device=0,1". A run that finds too few
-// free waits in a queue, in order, and starts when a run ends; cancelling
-// it there sends its run.finished (cancelled), since no agent will.
+// of this executor too), as a device request for those ids. A run that
+// finds too few free waits in a queue, in order, and starts when a run
+// ends; cancelling it there sends its run.finished (cancelled), since no
+// agent will.
 type DockerExecutor struct {
-	Docker  string   // the docker command (default "docker")
-	Network string   // --network (default "host": the agent reaches loopback MinIO and broker)
-	Env     []string // added to every run
-	Grace   time.Duration
-	Log     zerolog.Logger
+	// Host is the engine's address as DOCKER_HOST names it:
+	// unix:///path/to/docker.sock or tcp://host:port (default
+	// dockerapi.DefaultHost, unix:///var/run/docker.sock).
+	Host string
+	// Network is the network the runs' containers join (default "host":
+	// the agent reaches loopback MinIO and broker). Under docker-compose,
+	// the compose network, where the agent reaches the services by name.
+	Network string
+	// PullHosts maps the registry host an image reference names, as the
+	// functions reach the registry (registry:5000), to the host the engine
+	// pulls from (127.0.0.1:5000): the rewritten reference is pulled and
+	// run. A host not in the map is pulled as it is.
+	PullHosts map[string]string
+	Env       []string // added to every run
+	// Grace is how long a cancelled run's agent has between SIGTERM and
+	// SIGKILL (default 30 s).
+	Grace time.Duration
+	Log   zerolog.Logger
 	// Devices are the host's GPU ids (from nvidia-smi: see NvidiaSMI).
 	Devices []string
 	// Source and Sender are where the run.finished of a run cancelled in
@@ -43,6 +62,10 @@ type DockerExecutor struct {
 	Sender sender.Interface
 	// Poll is how often queued runs look for free devices (default 1 s).
 	Poll time.Duration
+
+	once   sync.Once
+	api    *dockerapi.Client
+	apiErr error
 
 	mu     sync.Mutex
 	queue  []Run
@@ -65,46 +88,157 @@ const (
 // ContainerName is the container of a run.
 func ContainerName(runID string) string { return "vp-run-" + runID }
 
-// docker runs the docker command; a failure is a *CommandError.
-func (d *DockerExecutor) docker(ctx context.Context, args ...string) (string, error) {
-	bin := d.Docker
-	if bin == "" {
-		bin = "docker"
-	}
-	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		code := -1
-		if cmd.ProcessState != nil {
-			code = cmd.ProcessState.ExitCode()
+// engine is the client of d's engine, made on first use.
+func (d *DockerExecutor) engine() (*dockerapi.Client, error) {
+	d.once.Do(func() {
+		d.api, d.apiErr = dockerapi.New(d.Host)
+		if d.apiErr != nil {
+			d.apiErr = fmt.Errorf("docker executor: %w", d.apiErr)
 		}
-		return string(out), &CommandError{Args: args, ExitCode: code, Stderr: strings.TrimSpace(stderr.String()), Err: err}
-	}
-	return strings.TrimSpace(string(out)), nil
+	})
+	return d.api, d.apiErr
 }
 
-// exists reports whether the run's container exists (running or not),
-// asking the engine for the containers labelled with the run id: an
-// answer with none means no such run, a failed command an engine that
-// could not say.
-func (d *DockerExecutor) exists(ctx context.Context, runID string) (bool, error) {
-	out, err := d.docker(ctx, "container", "ls", "--all", "--quiet", "--no-trunc", "--filter", "label="+RunLabel+"="+runID)
+// container is the run's container as the engine lists it (by the run's
+// label, whatever its state), nil when there is none; an engine that
+// cannot say is an error, never "none".
+func (d *DockerExecutor) container(ctx context.Context, runID string) (*dockerapi.Container, error) {
+	api, err := d.engine()
 	if err != nil {
-		return false, fmt.Errorf("looking for run %s: %w", runID, err)
+		return nil, err
 	}
-	return out != "", nil
+	list, err := api.List(ctx, true, dockerapi.Filters{"label": {RunLabel + "=" + runID}})
+	if err != nil {
+		return nil, fmt.Errorf("looking for run %s: %w", runID, err)
+	}
+	if len(list) == 0 {
+		return nil, nil
+	}
+	return &list[0], nil
 }
 
-// Available reports whether a Docker Engine answers.
+// Runs lists the runs whose containers the engine has, by their label,
+// with the state of each (created, running, exited, ...): after a restart
+// of the gpu-runner, the runs under way or ended and not yet removed.
+func (d *DockerExecutor) Runs(ctx context.Context) (map[string]string, error) {
+	api, err := d.engine()
+	if err != nil {
+		return nil, err
+	}
+	list, err := api.List(ctx, true, dockerapi.Filters{"label": {RunLabel}})
+	if err != nil {
+		return nil, fmt.Errorf("listing the runs' containers: %w", err)
+	}
+	runs := map[string]string{}
+	for _, c := range list {
+		runs[c.Labels[RunLabel]] = c.State
+	}
+	return runs, nil
+}
+
+// pingTimeout bounds Available's question.
+const pingTimeout = 10 * time.Second
+
+// Available reports whether the Docker Engine answers (its /_ping) and
+// speaks an API version the executor speaks.
 func (d *DockerExecutor) Available(ctx context.Context) bool {
-	_, err := d.docker(ctx, "version", "--format", "{{.Server.Version}}")
-	return err == nil
+	api, err := d.engine()
+	if err != nil {
+		d.Log.Warn().Err(err).Msg("no Docker Engine")
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	v, err := api.Version(ctx)
+	if err != nil {
+		d.Log.Debug().Err(err).Str("host", api.Host()).Msg("the Docker Engine does not answer")
+		return false
+	}
+	d.Log.Debug().Str("host", api.Host()).Str("api", v).Msg("the Docker Engine answers")
+	return true
 }
 
-// Launch starts the run's container (detached) unless it exists or is
-// queued; a run asking for GPUs that are all taken is queued.
+// PullRef is the reference the engine pulls and runs for the image ref:
+// ref with its registry host replaced as PullHosts maps it. A reference
+// that does not parse is ErrInvalidRun.
+func (d *DockerExecutor) PullRef(ref string) (string, error) {
+	n, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return "", fmt.Errorf("%w: image %q: %w", ErrInvalidRun, ref, err)
+	}
+	to, ok := d.PullHosts[reference.Domain(n)]
+	if !ok {
+		return ref, nil
+	}
+	out := to + "/" + reference.Path(n)
+	if t, ok := n.(reference.Tagged); ok {
+		out += ":" + t.Tag()
+	}
+	if dg, ok := n.(reference.Digested); ok {
+		out += "@" + dg.Digest().String()
+	}
+	if _, err := reference.ParseNormalizedNamed(out); err != nil {
+		return "", fmt.Errorf("rewriting image %q for the engine (%s to %s): %w", ref, reference.Domain(n), to, err)
+	}
+	return out, nil
+}
+
+// ParsePullHosts reads a PullHosts setting: FROM=TO pairs separated by
+// commas, each a registry host[:port] ("registry:5000=127.0.0.1:5000").
+func ParsePullHosts(s string) (map[string]string, error) {
+	hosts := map[string]string{}
+	for _, pair := range strings.Split(s, ",") {
+		pair = strings.TrimSpace(pair)
+		if pair == "" {
+			continue
+		}
+		from, to, ok := strings.Cut(pair, "=")
+		from, to = strings.TrimSpace(from), strings.TrimSpace(to)
+		if !ok || from == "" || to == "" || strings.ContainsAny(from+to, "/@ ") {
+			return nil, fmt.Errorf("%q: want FROM=TO, registry hosts (host or host:port)", pair)
+		}
+		hosts[from] = to
+	}
+	return hosts, nil
+}
+
+// ensureImage pulls ref unless the engine has it.
+func (d *DockerExecutor) ensureImage(ctx context.Context, api *dockerapi.Client, ref string) error {
+	ok, err := api.ImageExists(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if ok {
+		return nil
+	}
+	return d.pull(ctx, api, ref)
+}
+
+func (d *DockerExecutor) pull(ctx context.Context, api *dockerapi.Client, ref string) error {
+	start := time.Now()
+	d.Log.Info().Str("image", ref).Msg("pulling the run's image")
+	if err := api.Pull(ctx, ref); err != nil {
+		return err
+	}
+	d.Log.Info().Str("image", ref).Dur("took", time.Since(start)).Msg("image pulled")
+	return nil
+}
+
+// queuedLocked reports whether the run is in the queue; d.mu is held.
+func (d *DockerExecutor) queuedLocked(runID string) bool {
+	for _, q := range d.queue {
+		if q.ID == runID {
+			return true
+		}
+	}
+	return false
+}
+
+// Launch starts the run's container unless it exists or is queued,
+// pulling its image first where the engine lacks it; a run asking for GPUs
+// that are all taken is queued. A container of the run that was created
+// and never started (an earlier gpu-runner stopped between the two) is
+// started.
 func (d *DockerExecutor) Launch(ctx context.Context, r Run) error {
 	if err := r.Check(); err != nil {
 		return err
@@ -115,19 +249,54 @@ func (d *DockerExecutor) Launch(ctx context.Context, r Run) error {
 	if r.GPUs > len(d.Devices) && r.GPUs > 0 {
 		return fmt.Errorf("%w: run %s asks for %d, this host has %d", ErrNoGPUs, r.ID, r.GPUs, len(d.Devices))
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, q := range d.queue {
-		if q.ID == r.ID {
-			return nil // redelivered: queued
-		}
+	if _, err := limits(r); err != nil {
+		return err
 	}
-	found, err := d.exists(ctx, r.ID)
+	image, err := d.PullRef(r.Image)
 	if err != nil {
 		return err
 	}
-	if found {
+	api, err := d.engine()
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	queued := d.queuedLocked(r.ID)
+	d.mu.Unlock()
+	if queued {
+		return nil // redelivered: queued
+	}
+	c, err := d.container(ctx, r.ID)
+	if err != nil {
+		return err
+	}
+	if c != nil && c.State != "created" {
 		return nil // redelivered: the run exists
+	}
+	// Pull outside the lock: a pull may take minutes, other runs' launches
+	// and cancels do not wait for it.
+	if c == nil {
+		if err := d.ensureImage(ctx, api, image); err != nil {
+			return fmt.Errorf("run %s: %w", r.ID, err)
+		}
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.queuedLocked(r.ID) {
+		return nil
+	}
+	if c, err = d.container(ctx, r.ID); err != nil {
+		return err
+	}
+	if c != nil {
+		if c.State != "created" {
+			return nil
+		}
+		d.Log.Warn().Str("run", r.ID).Str("container", c.ID).Msg("the run's container was created and never started: starting it")
+		if err := api.Start(ctx, c.ID); err != nil {
+			return fmt.Errorf("starting run %s: %w", r.ID, err)
+		}
+		return nil
 	}
 	if len(d.queue) > 0 {
 		d.enqueueLocked(r) // runs start in order
@@ -181,28 +350,119 @@ func (d *DockerExecutor) schedule() {
 	}
 }
 
-// inUse are the devices the running (or created) containers of runs hold.
-func (d *DockerExecutor) inUse(ctx context.Context) (map[string]bool, error) {
-	out, err := d.docker(ctx, "container", "ls", "--filter", "label="+GPULabel, "--filter", "status=running", "--filter", "status=created",
-		"--format", "{{.Label \""+GPULabel+"\"}}")
+// holding are the states of a container that holds its devices.
+var holding = []string{"created", "running", "paused", "restarting"}
+
+// inUse are the devices the containers of runs hold (created or running).
+func (d *DockerExecutor) inUse(ctx context.Context, api *dockerapi.Client) (map[string]bool, error) {
+	list, err := api.List(ctx, true, dockerapi.Filters{"label": {GPULabel}, "status": holding})
 	if err != nil {
 		return nil, fmt.Errorf("asking which GPUs are in use: %w", err)
 	}
 	used := map[string]bool{}
-	for _, line := range strings.Fields(out) {
-		for _, dev := range strings.Split(line, ",") {
-			used[dev] = true
+	for _, c := range list {
+		for _, dev := range strings.Split(c.Labels[GPULabel], ",") {
+			if dev != "" {
+				used[dev] = true
+			}
 		}
 	}
 	return used, nil
 }
 
-// startLocked starts r's container with free devices, or reports that
-// too few are free.
+// resources are a run's limits as the engine takes them.
+type resources struct{ nanoCPUs, memory int64 }
+
+// limits reads r's CPU and Memory (Kubernetes quantities); one that does
+// not parse is ErrInvalidRun.
+func limits(r Run) (resources, error) {
+	var res resources
+	if r.CPU != "" {
+		v, err := quantity(r.CPU)
+		if err != nil {
+			return res, fmt.Errorf("%w: run %s: cpu: %w", ErrInvalidRun, r.ID, err)
+		}
+		if res.nanoCPUs, err = ceilInt64(v.Mul(v, big.NewRat(1e9, 1))); err != nil {
+			return res, fmt.Errorf("%w: run %s: cpu: %w", ErrInvalidRun, r.ID, err)
+		}
+	}
+	if r.Memory != "" {
+		v, err := quantity(r.Memory)
+		if err == nil {
+			res.memory, err = ceilInt64(v)
+		}
+		if err != nil {
+			return res, fmt.Errorf("%w: run %s: memory: %w", ErrInvalidRun, r.ID, err)
+		}
+	}
+	return res, nil
+}
+
+var quantityRE = regexp.MustCompile(`^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[KMGTPE]i|[numkMGTPE])?$`)
+
+// quantity is the value of a Kubernetes quantity: 4, 500m, 1.5, 16Gi,
+// 512Mi, 1G, 1e9.
+func quantity(q string) (*big.Rat, error) {
+	m := quantityRE.FindStringSubmatch(q)
+	if m == nil {
+		return nil, fmt.Errorf("%q is not a Kubernetes quantity", q)
+	}
+	v, ok := new(big.Rat).SetString(m[1])
+	if !ok {
+		return nil, fmt.Errorf("%q is not a Kubernetes quantity", q)
+	}
+	suffix := m[2]
+	pow := func(base, exp int64) *big.Rat {
+		return new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(base), big.NewInt(exp), nil))
+	}
+	switch {
+	case suffix == "":
+	case strings.HasSuffix(suffix, "i"):
+		v.Mul(v, pow(2, 10*int64(strings.Index("KMGTPE", suffix[:1])+1)))
+	case suffix[0] == 'e' || suffix[0] == 'E':
+		var exp int64
+		if _, err := fmt.Sscan(suffix[1:], &exp); err != nil || exp > 30 || exp < -30 {
+			return nil, fmt.Errorf("%q: exponent out of range", q)
+		}
+		if exp >= 0 {
+			v.Mul(v, pow(10, exp))
+		} else {
+			v.Quo(v, pow(10, -exp))
+		}
+	default:
+		exp := map[byte]int64{'n': -9, 'u': -6, 'm': -3, 'k': 3, 'M': 6, 'G': 9, 'T': 12, 'P': 15, 'E': 18}[suffix[0]]
+		if exp >= 0 {
+			v.Mul(v, pow(10, exp))
+		} else {
+			v.Quo(v, pow(10, -exp))
+		}
+	}
+	return v, nil
+}
+
+// ceilInt64 is v rounded up, as an int64.
+func ceilInt64(v *big.Rat) (int64, error) {
+	q, r := new(big.Int).QuoRem(v.Num(), v.Denom(), new(big.Int))
+	if r.Sign() > 0 {
+		q.Add(q, big.NewInt(1))
+	}
+	if !q.IsInt64() {
+		return 0, fmt.Errorf("%s is too large", v.FloatString(0))
+	}
+	return q.Int64(), nil
+}
+
+// startLocked creates and starts r's container with free devices, or
+// reports that too few are free. A container that fails to start is
+// removed, so that a retry creates it anew.
 func (d *DockerExecutor) startLocked(ctx context.Context, r Run) (bool, error) {
+	api, err := d.engine()
+	if err != nil {
+		return false, err
+	}
 	var devices []string
 	if r.GPUs > 0 {
-		used, err := d.inUse(ctx)
+		used, err := d.inUse(ctx, api)
 		if err != nil {
 			return false, err
 		}
@@ -219,50 +479,69 @@ func (d *DockerExecutor) startLocked(ctx context.Context, r Run) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("encoding the run.started event: %w", err)
 	}
+	res, err := limits(r)
+	if err != nil {
+		return false, err
+	}
+	image, err := d.PullRef(r.Image)
+	if err != nil {
+		return false, err
+	}
 	network := d.Network
 	if network == "" {
 		network = "host"
 	}
-	args := []string{"run", "--detach", "--name", ContainerName(r.ID), "--label", RunLabel + "=" + r.ID,
-		"--network", network, "--env", "VP_RUN_EVENT=" + string(ev)}
-	for _, e := range append(append([]string(nil), d.Env...), r.Env...) {
-		args = append(args, "--env", e)
+	cfg := dockerapi.ContainerConfig{
+		Image:  image,
+		Env:    append(append([]string{"VP_RUN_EVENT=" + string(ev)}, d.Env...), r.Env...),
+		Labels: map[string]string{RunLabel: r.ID},
+		HostConfig: dockerapi.HostConfig{
+			NetworkMode: network, NanoCPUs: res.nanoCPUs, Memory: res.memory,
+		},
 	}
 	if len(devices) > 0 {
-		list := strings.Join(devices, ",")
-		// docker reads --gpus as CSV: a list of devices is quoted.
-		args = append(args, "--label", GPULabel+"="+list, "--gpus", `"device=`+list+`"`)
+		cfg.Labels[GPULabel] = strings.Join(devices, ",")
+		cfg.HostConfig.DeviceRequests = []dockerapi.DeviceRequest{{DeviceIDs: devices, Capabilities: [][]string{{"gpu"}}}}
 	}
-	if r.CPU != "" {
-		args = append(args, "--cpus", r.CPU)
+	name := ContainerName(r.ID)
+	id, err := api.Create(ctx, name, cfg)
+	if errors.Is(err, dockerapi.ErrNotFound) {
+		// No such image: removed since Launch pulled it, or a queued run's.
+		if err = d.pull(ctx, api, image); err == nil {
+			id, err = api.Create(ctx, name, cfg)
+		}
 	}
-	if r.Memory != "" {
-		args = append(args, "--memory", dockerMemory(r.Memory))
+	if errors.Is(err, dockerapi.ErrConflict) {
+		d.Log.Warn().Str("run", r.ID).Str("container", name).Msg("a container of the run's name exists: the run is not started again")
+		return true, nil
 	}
-	args = append(args, r.Image)
-	id, err := d.docker(ctx, args...)
 	if err != nil {
-		return false, fmt.Errorf("starting run %s: %w", r.ID, err)
+		return false, fmt.Errorf("run %s: %w", r.ID, err)
 	}
-	d.Log.Info().Str("run", r.ID).Str("container", id).Str("image", r.Image).Strs("gpus", devices).Msg("run started")
+	if err := api.Start(ctx, id); err != nil {
+		if rerr := api.Remove(context.WithoutCancel(ctx), id); rerr != nil {
+			d.Log.Warn().Err(rerr).Str("run", r.ID).Msg("removing the container that did not start")
+		}
+		return false, fmt.Errorf("run %s: %w", r.ID, err)
+	}
+	d.Log.Info().Str("run", r.ID).Str("container", id).Str("image", image).Str("network", network).Strs("gpus", devices).Msg("run started")
 	return true, nil
 }
 
-// dockerMemory turns a Kubernetes quantity (16Gi) into docker's (16g).
-func dockerMemory(q string) string {
-	for k, v := range map[string]string{"Ki": "k", "Mi": "m", "Gi": "g"} {
-		if strings.HasSuffix(q, k) {
-			return strings.TrimSuffix(q, k) + v
-		}
-	}
-	return q
-}
-
-// Cancel drops a queued run (sending its run.finished, cancelled), or stops
-// the run's container: SIGTERM to the agent, SIGKILL after the grace period (stopping a container that has ended does nothing). A
-// run with no container is ErrUnknownRun, whether it never was or was
-// removed by Wait.
+// Cancel drops a queued run (sending its run.finished, cancelled), or
+// stops the run's container: SIGTERM to the agent (which reports the run
+// cancelled), SIGKILL after the grace period (the executor then sends the
+// run.finished, cancelled, ReasonKilled); Cancel returns once the
+// container has stopped. Stopping a
+// container that has ended does nothing; one that was created and never
+// started is removed, and its run.finished (cancelled) sent, since no
+// agent will. A run with no container is ErrUnknownRun, whether it never
+// was or was removed by Wait.
 func (d *DockerExecutor) Cancel(ctx context.Context, runID string) error {
+	api, err := d.engine()
+	if err != nil {
+		return err
+	}
 	d.mu.Lock()
 	for i, q := range d.queue {
 		if q.ID == runID {
@@ -275,51 +554,151 @@ func (d *DockerExecutor) Cancel(ctx context.Context, runID string) error {
 			return nil
 		}
 	}
+	// Under the lock no start is under way: a container created is one
+	// that an earlier gpu-runner never started.
+	c, err := d.container(ctx, runID)
+	if err == nil && c != nil && c.State == "created" {
+		var r Run
+		r, err = d.removeCreated(ctx, api, runID, c.ID)
+		d.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		if err := sendEnding(ctx, endingSink{d.Sender, d.Source, nil, d.Log}, r, events.StatusCancelled, ReasonCancelledQueued); err != nil {
+			return fmt.Errorf("reporting cancelled run %s: %w", runID, err)
+		}
+		return nil
+	}
 	d.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if c == nil {
+		return fmt.Errorf("%w: %s", ErrUnknownRun, runID)
+	}
+	if c.State == "exited" || c.State == "dead" || c.State == "removing" {
+		return nil
+	}
+	switch err := api.Kill(ctx, c.ID, "SIGTERM"); {
+	case errors.Is(err, dockerapi.ErrNotFound):
+		return fmt.Errorf("%w: %s", ErrUnknownRun, runID) // removed (by Wait) meanwhile
+	case errors.Is(err, dockerapi.ErrConflict):
+		return nil // ended meanwhile: not running
+	case err != nil:
+		return fmt.Errorf("stopping run %s: %w", runID, err)
+	}
 	grace := d.Grace
 	if grace == 0 {
 		grace = 30 * time.Second
 	}
-	found, err := d.exists(ctx, runID)
-	if err != nil {
-		return err
+	wctx, cancel := context.WithTimeout(ctx, grace)
+	_, err = api.Wait(wctx, c.ID)
+	cancel()
+	if err == nil || errors.Is(err, dockerapi.ErrNotFound) {
+		return nil
 	}
-	if !found {
-		return fmt.Errorf("%w: %s", ErrUnknownRun, runID)
-	}
-	if _, err := d.docker(ctx, "stop", "--time", strconv.Itoa(int(grace.Seconds())), ContainerName(runID)); err != nil {
-		// Removed between the two commands (Wait removes it)?
-		if found, ferr := d.exists(ctx, runID); ferr == nil && !found {
-			return fmt.Errorf("%w: %s", ErrUnknownRun, runID)
-		}
+	if ctx.Err() != nil {
 		return fmt.Errorf("stopping run %s: %w", runID, err)
+	}
+	d.Log.Warn().Str("run", runID).Dur("grace", grace).Msg("the agent did not stop within the grace period: killing it")
+	r, rerr := d.runIn(ctx, api, runID, c.ID) // before the kill: Wait may remove the container then
+	if err := api.Kill(ctx, c.ID, "SIGKILL"); errors.Is(err, dockerapi.ErrNotFound) || errors.Is(err, dockerapi.ErrConflict) {
+		return nil // it ended at last
+	} else if err != nil {
+		return fmt.Errorf("killing run %s: %w", runID, err)
+	}
+	if _, err := api.Wait(ctx, c.ID); err != nil && !errors.Is(err, dockerapi.ErrNotFound) {
+		return fmt.Errorf("stopping run %s: %w", runID, err)
+	}
+	// A killed agent reports nothing: the run's ending (the one ending of
+	// the run: an ending the agent did send has the same id).
+	if rerr == nil {
+		rerr = sendEnding(ctx, endingSink{d.Sender, d.Source, nil, d.Log}, r, events.StatusCancelled, ReasonKilled)
+	}
+	if rerr != nil {
+		d.Log.Error().Err(rerr).Str("run", runID).Msg("the killed run's run.finished (cancelled) not sent")
 	}
 	return nil
 }
 
-// Wait waits for the run's container to end, returns the agent's exit
-// code and removes the container. A run with no container is
-// ErrUnknownRun.
-func (d *DockerExecutor) Wait(ctx context.Context, runID string) (int, error) {
-	name := ContainerName(runID)
-	out, err := d.docker(ctx, "wait", name)
+// ReasonKilled is the reason of the run.finished the docker executor
+// sends for a cancelled run whose agent it killed after the grace period.
+const ReasonKilled = "cancelled: the run agent did not stop within the grace period and was killed"
+
+// runIn is the run a container was given: its event and environment.
+func (d *DockerExecutor) runIn(ctx context.Context, api *dockerapi.Client, runID, id string) (Run, error) {
+	r := Run{ID: runID}
+	info, err := api.Inspect(ctx, id)
 	if err != nil {
-		if found, ferr := d.exists(ctx, runID); ferr == nil && !found {
-			return 0, fmt.Errorf("%w: %s", ErrUnknownRun, runID)
+		return r, fmt.Errorf("reading run %s's container: %w", runID, err)
+	}
+	for _, kv := range info.Config.Env {
+		if v, ok := strings.CutPrefix(kv, "VP_RUN_EVENT="); ok {
+			if err := json.Unmarshal([]byte(v), &r.Event); err != nil {
+				return r, fmt.Errorf("reading run %s's container: its event: %w", runID, err)
+			}
+		} else {
+			r.Env = append(r.Env, kv)
 		}
+	}
+	return r, nil
+}
+
+// removeCreated removes a run's container that was never started and
+// returns the run as it was given (its event and environment), for its
+// ending.
+func (d *DockerExecutor) removeCreated(ctx context.Context, api *dockerapi.Client, runID, id string) (Run, error) {
+	r, err := d.runIn(ctx, api, runID, id)
+	if err != nil {
+		return r, fmt.Errorf("cancelling run %s: %w", runID, err)
+	}
+	if err := api.Remove(ctx, id); err != nil && !errors.Is(err, dockerapi.ErrNotFound) {
+		return r, fmt.Errorf("cancelling run %s: %w", runID, err)
+	}
+	d.Log.Info().Str("run", runID).Msg("run cancelled before its container started: container removed")
+	return r, nil
+}
+
+// Wait waits for the run's container to end, returns the agent's exit
+// code and removes the container. A run with no container (a queued one
+// too) is ErrUnknownRun.
+func (d *DockerExecutor) Wait(ctx context.Context, runID string) (int, error) {
+	api, err := d.engine()
+	if err != nil {
+		return 0, err
+	}
+	// Under the lock, a start under way (between create and start) has
+	// finished.
+	d.mu.Lock()
+	queued := d.queuedLocked(runID)
+	d.mu.Unlock()
+	if queued {
+		return 0, fmt.Errorf("%w: %s is queued, it has no container yet", ErrUnknownRun, runID)
+	}
+	name := ContainerName(runID)
+	code, err := api.Wait(ctx, name)
+	if errors.Is(err, dockerapi.ErrNotFound) {
+		return 0, fmt.Errorf("%w: %s", ErrUnknownRun, runID)
+	}
+	if err != nil {
 		return 0, fmt.Errorf("waiting for run %s: %w", runID, err)
 	}
-	code, err := strconv.Atoi(out)
-	if err != nil {
-		return 0, fmt.Errorf("docker wait %s: exit code %q: %w", name, out, err)
-	}
-	if _, err := d.docker(context.Background(), "rm", "--force", name); err != nil {
+	if err := api.Remove(context.WithoutCancel(ctx), name); err != nil && !errors.Is(err, dockerapi.ErrNotFound) {
 		d.Log.Warn().Err(err).Str("run", runID).Msg("removing container")
 	}
 	return code, nil
 }
 
-// Logs returns a run's container output (the agent's log lines).
+// Logs returns a run's container output (the agent's log lines, stdout
+// and stderr interleaved). A run with no container is ErrUnknownRun.
 func (d *DockerExecutor) Logs(ctx context.Context, runID string) (string, error) {
-	return d.docker(ctx, "logs", ContainerName(runID))
+	api, err := d.engine()
+	if err != nil {
+		return "", err
+	}
+	out, err := api.Logs(ctx, ContainerName(runID))
+	if errors.Is(err, dockerapi.ErrNotFound) {
+		return "", fmt.Errorf("%w: %s", ErrUnknownRun, runID)
+	}
+	return out, err
 }

@@ -1,9 +1,6 @@
 package executor
 
-import (
-	"errors"
-	"fmt"
-)
+import "errors"
 
 var (
 	// ErrUnknownRun is returned when cancelling or waiting for a run the
@@ -26,28 +23,3 @@ var (
 	// succeed.
 	ErrInvalidRun = errors.New("invalid run")
 )
-
-// CommandError is a docker command that failed: its arguments, its exit
-// code (-1 when it did not run or was killed) and what it wrote on stderr.
-// Its message names the subcommand only: a run's arguments carry its
-// whole event.
-type CommandError struct {
-	Args     []string
-	ExitCode int
-	Stderr   string
-	Err      error
-}
-
-func (e *CommandError) Error() string {
-	sub := ""
-	if len(e.Args) > 0 {
-		sub = e.Args[0]
-	}
-	msg := fmt.Sprintf("docker %s: %v", sub, e.Err)
-	if e.Stderr != "" {
-		msg += ": " + e.Stderr
-	}
-	return msg
-}
-
-func (e *CommandError) Unwrap() error { return e.Err }

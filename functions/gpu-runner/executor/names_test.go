@@ -59,7 +59,7 @@ func TestNames(t *testing.T) {
 	proc := func() (*ProcessExecutor, error) {
 		return NewProcess(ctx, "vp-agent", t.TempDir(), noGPUs, zerolog.Nop())
 	}
-	noEngine := &DockerExecutor{Docker: script(t, "docker", "exit 1\n")}
+	noEngine := &DockerExecutor{Host: nowhere(t)}
 	t.Setenv("KUBERNETES_SERVICE_HOST", "")
 	for _, mode := range schemaEnum(t, "job.requested", "resources", "executor") {
 		if _, _, err := Choose(ctx, mode, noEngine, proc); errors.Is(err, ErrUnknownExecutor) {
