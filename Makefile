@@ -44,8 +44,11 @@ up: build ## Run the platform locally with embedded defaults (Ctrl-C stops it)
 .PHONY: deps
 ROOTFS := $(CACHE)/rootfs/bookworm-python3.tar
 ROOTFS_TORCH := $(CACHE)/rootfs/bookworm-python3-torch.tar
+# The base of the framework images built from wheels (images/frameworks/runtime.yaml):
+# python3 with the system libraries their wheels load (libgomp, libGL, GLib).
+ROOTFS_RUNTIME := $(CACHE)/rootfs/bookworm-python3-runtime.tar
 
-deps: $(TOOLS_BIN)/conformance $(TOOLS_BIN)/minio apt-deps $(ROOTFS) $(ROOTFS_TORCH) docker-engine mlflow schemathesis ## Install what the tests need (idempotent)
+deps: $(TOOLS_BIN)/conformance $(TOOLS_BIN)/minio apt-deps $(ROOTFS) $(ROOTFS_TORCH) $(ROOTFS_RUNTIME) docker-engine mlflow schemathesis ## Install what the tests need (idempotent)
 
 # A Debian root filesystem with python3, the base of the images the tests run in Docker.
 $(ROOTFS):
@@ -208,9 +211,6 @@ bench-images: deps ## Image builds: 1 GiB wheel cold/warm, sharing ratio, beside
 # downloaded once per machine. IMAGES=NAME... builds only those.
 REGISTRY_ADDR ?= 127.0.0.1:5050
 IMAGES    ?=
-# The base of the framework images built from wheels (images/frameworks/runtime.yaml):
-# python3 with the system libraries their wheels load (libgomp, libGL, GLib).
-ROOTFS_RUNTIME := $(CACHE)/rootfs/bookworm-python3-runtime.tar
 
 $(ROOTFS_RUNTIME):
 	images/rootfs/make-rootfs.sh $@ python3,libgomp1,libgl1,libglib2.0-0
@@ -242,3 +242,68 @@ generate: ## Regenerate events/schemas from the payload structs
 .PHONY: clean
 clean: ## Remove build outputs
 	rm -rf $(BIN)
+
+# --- Docker Compose (local/compose) ------------------------------------------
+# The whole platform in containers: MinIO, the registry, the broker, every
+# function and the gateway, from images built here (make compose-images
+# loads them; nothing is pulled). The docker compose plugin where present,
+# else Debian's docker-compose 1.29. COMPOSE_PROJECT names the project (and
+# its network, where the training containers run).
+COMPOSE_CMD ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+COMPOSE_PROJECT ?= vp
+COMPOSE_DIR := local/compose
+COMPOSE_ENV := $(COMPOSE_DIR)/.env
+COMPOSE := COMPOSE_PROJECT_NAME=$(COMPOSE_PROJECT) $(COMPOSE_CMD) --env-file $(COMPOSE_ENV) -p $(COMPOSE_PROJECT) -f $(COMPOSE_DIR)/docker-compose.yml
+COMPOSE_FUNCTIONS := dataset-intake dead-letter gateway gpu-runner image-builder job-trigger mlflow-sync run-recorder
+# MinIO built without cgo (a static binary for its FROM-scratch image),
+# beside the cgo build make deps makes.
+MINIO_STATIC := $(CACHE)/minio-static/minio
+
+$(MINIO_STATIC):
+	@mkdir -p $(dir $@)
+	cd /tmp && CGO_ENABLED=0 GOBIN=$(dir $@) GOFLAGS=-buildvcs=false $(GO) install -trimpath -ldflags '-s -w' github.com/minio/minio@$(MINIO_VERSION)
+
+$(BIN)/vp-compose: FORCE
+	$(GO) build -o $@ ./local/compose/cmd/vp-compose
+
+.PHONY: FORCE
+FORCE:
+
+.PHONY: compose-images
+compose-images: build $(MINIO_STATIC) $(ROOTFS_TORCH) ## Build the compose images (every function, vp, MinIO) with images/ and docker load them as localhost/vp/NAME:latest
+	@tars=$$(mktemp -d); trap 'rm -rf $$tars' EXIT; \
+	for n in $(COMPOSE_FUNCTIONS); do echo "images/functions $$n"; done > $$tars/list; \
+	for n in vp minio; do echo "images/services $$n"; done >> $$tars/list; \
+	while read -r specs n; do \
+		old=$$(docker image inspect --format '{{.Id}}' localhost/vp/$$n:latest 2>/dev/null || true); \
+		$(BIN)/vp images build --quiet --specs $$specs --output tar:$$tars/$$n.tar --tag localhost/vp/$$n:latest $$n \
+			&& docker load --quiet --input $$tars/$$n.tar && rm -f $$tars/$$n.tar || exit 1; \
+		new=$$(docker image inspect --format '{{.Id}}' localhost/vp/$$n:latest); \
+		if [ -n "$$old" ] && [ "$$old" != "$$new" ]; then docker image rm $$old >/dev/null 2>&1 || true; fi; \
+	done < $$tars/list
+
+# .env beside the compose file: vp up's credentials (made once, kept in its
+# data folder) and this host's paths the image-builder mounts.
+.PHONY: compose-env
+compose-env: $(BIN)/vp-compose
+	$(BIN)/vp-compose env --out $(COMPOSE_ENV) --rootfs $(CACHE)/rootfs --goroot "$$($(GO) env GOROOT)" --gomodcache "$$($(GO) env GOMODCACHE)"
+
+.PHONY: compose-up
+compose-up: compose-env ## Run the platform under Docker Compose (after make compose-images); the same addresses and credentials as vp up
+	$(COMPOSE) up -d
+	@. $(COMPOSE_ENV); for i in $$(seq 300); do curl -fsS -o /dev/null http://127.0.0.1:$${VP_GATEWAY_PORT:-8088}/health/readiness 2>/dev/null && break; sleep 0.2; done; \
+	echo; echo "Vision Platform is up under compose (project $(COMPOSE_PROJECT); make compose-down stops it)."; \
+	echo "  gateway (API, console)  http://127.0.0.1:$${VP_GATEWAY_PORT:-8088}  token $$VP_GATEWAY_TOKEN"; \
+	echo "  MinIO (S3 API)          http://127.0.0.1:$${VP_MINIO_PORT:-9000}  user $$VP_MINIO_USER  password $$VP_MINIO_PASSWORD"; \
+	echo "  broker ingress          http://127.0.0.1:$${VP_BROKER_PORT:-8080}/default/default"; \
+	echo "  OCI registry            127.0.0.1:$${VP_REGISTRY_PORT:-5000}"; \
+	echo "Try: make demo"
+
+.PHONY: compose-down
+compose-down: ## Stop the compose platform (its volumes stay; VOLUMES=1 removes them too)
+	@test -f $(COMPOSE_ENV) || touch $(COMPOSE_ENV)
+	$(COMPOSE) down $(if $(VOLUMES),--volumes)
+
+.PHONY: demo
+demo: build ## Generate a small dataset, upload it to the running platform (vp up or compose), follow its job live, and say where the time went
+	$(BIN)/vp demo $(DEMO_FLAGS)

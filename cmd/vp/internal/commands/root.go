@@ -34,6 +34,7 @@ func New() *cobra.Command {
 	root.AddCommand(newJobCmd())
 	root.AddCommand(newUploadCmd())
 	root.AddCommand(newArtifactsCmd())
+	root.AddCommand(newDemoCmd())
 	return root
 }
 
