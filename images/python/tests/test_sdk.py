@@ -1,6 +1,7 @@
 """Unit tests of the SDK that need no framework: hyperparameters, the line
-protocol's writer, the Adapter interface, the adapter registry, --weights
-and the unpacking of huggingface weights archives.
+protocol's writer, the Adapter interface, the adapter registry, --weights,
+the unpacking of huggingface weights archives and the classification
+adapters' helpers (predictions.json, timm's input size).
 
 sdk_test.go runs them (TestInt_PythonUnit); by hand, from images/python:
 python3 -m unittest discover -s tests
@@ -264,6 +265,58 @@ class SavedModelTest(unittest.TestCase):
             z.writestr("c/d.txt", "x")
         with self.assertRaisesRegex(AdapterError, "no config.json"):
             saved_model(empty)
+
+
+class ClassificationHelpersTest(unittest.TestCase):
+    """The torchvision and timm adapters' predictions.json and input size."""
+
+    def test_spread(self):
+        from vp_sdk.adapters.torchvision_adapter import spread
+
+        self.assertEqual(spread(4, 16), [0, 1, 2, 3])
+        self.assertEqual(spread(10, 4), [0, 2, 5, 7])
+        self.assertEqual(spread(10, 0), [])
+
+    def test_top_labels(self):
+        from vp_sdk.adapters.torchvision_adapter import top_labels
+
+        classes = [f"c{i}" for i in range(7)]
+        got = top_labels([0.1, 0.05, 0.3, 0.2, 0.15, 0.12, 0.08], classes)
+        self.assertEqual([t["label"] for t in got], ["c2", "c3", "c4", "c5", "c0"])
+        self.assertEqual(got[0], {"label": "c2", "score": 0.3})
+        self.assertEqual(
+            top_labels([0.25, 0.75], ["cat", "dog"]),
+            [
+                {"label": "dog", "score": 0.75},
+                {"label": "cat", "score": 0.25},
+            ],
+        )
+
+    def test_prediction_count(self):
+        from vp_sdk.adapters.torchvision_adapter import DEFAULT_PREDICTIONS, prediction_count
+
+        def hp(extra):
+            return Hyperparameters.from_platform({**REQUIRED, "extra": extra})
+
+        self.assertEqual(prediction_count(hp({})), DEFAULT_PREDICTIONS)
+        self.assertEqual(prediction_count(hp({"predictions": 3})), 3)
+        for bad in (-1, "8", 2.5, True):
+            with self.subTest(bad=bad), self.assertRaisesRegex(AdapterError, "hyperparameters.extra.predictions"):
+                prediction_count(hp({"predictions": bad}))
+
+    def test_size_kwargs(self):
+        from vp_sdk.adapters.timm_adapter import size_kwargs
+
+        self.assertEqual(size_kwargs(True, 224, 64), {"img_size": 64})  # a ViT for a smoke test
+        self.assertEqual(size_kwargs(True, 224, 224), {})
+        self.assertEqual(size_kwargs(False, 224, 320), {})  # a CNN takes any size
+
+    def test_weights_host(self):
+        from vp_sdk.adapters.timm_adapter import weights_host
+
+        self.assertEqual(weights_host("timm/resnet18.a1_in1k", "", "https://huggingface.co"), ("huggingface.co", 443))
+        self.assertEqual(weights_host("", "http://mirror:8080/w.pth", "https://huggingface.co"), ("mirror", 8080))
+        self.assertIsNone(weights_host("", "", "https://huggingface.co"))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,12 @@ and loads that state dict; the classification head's tensors are kept out
 of the load when they are sized for other classes (said on stderr and in
 the model card's initialWeights). load_weights and fingerprint serve the
 timm and huggingface adapters too.
+
+Metrics (images/python/PROTOCOL.md): accuracy (top-1), top5 and val_loss on
+the validation images, with loss and lr in each epoch's metric line. After
+training, predictions.json holds the model's top five labels for up to 16
+validation images (hyperparameters.extra.predictions), spread over the
+classes.
 """
 
 import json
@@ -16,6 +22,18 @@ import os
 import sys
 
 from vp_sdk.sdk import Adapter, AdapterError, WeightsUnavailable
+
+# ImageNet's channel means and deviations, the inputs' normalisation unless
+# the model's weights say otherwise (timm's pretrained_cfg).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# The validation images predictions.json covers unless
+# hyperparameters.extra.predictions says otherwise.
+DEFAULT_PREDICTIONS = 16
+
+# The labels a prediction lists, and the k of the top5 metric.
+TOP_K = 5
 
 
 def _torch():
@@ -84,7 +102,7 @@ def head_names(model):
     return []
 
 
-def load_weights(model, path, what):
+def load_weights(model, path, what, adapt=None):
     """Loads the state dict in path into model (built for the dataset's
     classes) and returns what initialWeights says of it.
 
@@ -92,9 +110,13 @@ def load_weights(model, path, what):
     except the classification head's: those of the file that do not fit (a
     head for other classes) are kept out of the load and left as the model
     built them. A tensor missing, extra or of another shape elsewhere is an
-    AdapterError naming it.
+    AdapterError naming it. adapt, when given, turns the file's state dict
+    into the model's first (timm: resizing a ViT's position embeddings for
+    another input size).
     """
     sd = read_state_dict(path)
+    if adapt is not None:
+        sd = adapt(sd)
     own = model.state_dict()
     heads = head_names(model)
 
@@ -126,6 +148,41 @@ def load_weights(model, path, what):
     return {"source": "file", "file": os.path.basename(path), "loaded": len(use), "skipped": skipped}
 
 
+def spread(n, k):
+    """k indices of range(n) spread evenly over it (all of them when k >= n).
+
+    ImageFolder sorts its images by class, so evenly spread indices take
+    images of every class.
+    """
+    if k >= n:
+        return list(range(n))
+    return [i * n // k for i in range(k)]
+
+
+def top_labels(scores, classes, k=TOP_K):
+    """The k best {label, score} of scores (one per class), best first."""
+    best = sorted(range(len(scores)), key=lambda i: -scores[i])[:k]
+    return [{"label": classes[i], "score": round(float(scores[i]), 6)} for i in best]
+
+
+def prediction_count(hp):
+    """How many validation images predictions.json covers:
+    hyperparameters.extra.predictions, else DEFAULT_PREDICTIONS."""
+    n = hp.extra.get("predictions", DEFAULT_PREDICTIONS)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise AdapterError(f"hyperparameters.extra.predictions: want a whole number of images (0 or more), got {n!r}")
+    return n
+
+
+def image_samples(ds):
+    """The (path, class index) of each item of ds: an ImageFolder or a
+    Subset of one (random_split)."""
+    if hasattr(ds, "samples"):
+        return list(ds.samples)
+    inner = image_samples(ds.dataset)
+    return [inner[i] for i in ds.indices]
+
+
 def fingerprint(model):
     """The model's first floating-point tensor: its name, first value and mean."""
     for name, t in model.state_dict().items():
@@ -140,6 +197,9 @@ class TorchvisionAdapter(Adapter):
 
     def __init__(self):
         self._classes: list[str] = []  # set by prepare_data
+        self._val = None  # the validation dataset, set by prepare_data
+        self._predictions = DEFAULT_PREDICTIONS  # predictions.json's images, set by prepare_data
+        self._preprocess: dict = {}  # input size and normalisation, set by prepare_data
         self._initial: dict = {}  # the model card's initialWeights, set by train
 
     def device(self):
@@ -147,6 +207,10 @@ class TorchvisionAdapter(Adapter):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     # -- data -------------------------------------------------------------
+    def normalization(self, ctx):
+        """The inputs' channel means and standard deviations."""
+        return IMAGENET_MEAN, IMAGENET_STD
+
     def prepare_data(self, ctx):
         torch, torchvision = _torch()
         from torchvision import datasets, transforms
@@ -157,11 +221,13 @@ class TorchvisionAdapter(Adapter):
         if not os.path.isdir(train_dir):
             raise AdapterError(f"no train/ directory in {ctx.dataset_dir}")
         size = ctx.hyperparameters.image_size
+        mean, std = self.normalization(ctx)
+        self._preprocess = {"size": size, "mean": list(mean), "std": list(std)}
         tf = transforms.Compose(
             [
                 transforms.Resize((size, size)),
                 transforms.ToTensor(),
-                transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+                transforms.Normalize(list(mean), list(std)),
             ]
         )
         train = datasets.ImageFolder(train_dir, transform=tf)
@@ -180,6 +246,8 @@ class TorchvisionAdapter(Adapter):
             raise AdapterError(f"need at least two classes, found {classes}")
         # build_model (huggingface: the label names) and export (labels.json) use them
         self._classes = list(classes)
+        self._val = val  # predictions.json's images
+        self._predictions = prediction_count(ctx.hyperparameters)  # checked before training
         bs = ctx.hyperparameters.batch_size
         g = torch.Generator().manual_seed(ctx.hyperparameters.seed)
         # Decoding images keeps a GPU waiting: on a GPU, load in worker
@@ -187,9 +255,13 @@ class TorchvisionAdapter(Adapter):
         default_workers = min(8, os.cpu_count() or 1) if torch.cuda.is_available() else 0
         workers = int(ctx.hyperparameters.extra.get("workers", default_workers))
         kw = {"num_workers": workers, "persistent_workers": workers > 0, "pin_memory": torch.cuda.is_available()}
+        # A last batch of one image fails BatchNorm in training (one value
+        # per channel where the feature map is 1x1): it is left out, a
+        # different image each epoch as the order is shuffled.
+        lone = len(train) > bs and len(train) % bs == 1
         return {
             "classes": classes,
-            "train": torch.utils.data.DataLoader(train, batch_size=bs, shuffle=True, generator=g, **kw),
+            "train": torch.utils.data.DataLoader(train, batch_size=bs, shuffle=True, generator=g, drop_last=lone, **kw),
             "val": torch.utils.data.DataLoader(val, batch_size=bs, **kw),
         }
 
@@ -252,15 +324,16 @@ class TorchvisionAdapter(Adapter):
             for x, y in data["train"]:
                 x, y = x.to(dev), y.to(dev)
                 opt.zero_grad()
-                loss = loss_fn(model(x), y)
+                loss = loss_fn(self.logits(model, x), y)
                 loss.backward()
                 opt.step()
                 step += 1
                 total += loss.item() * len(y)
                 n += len(y)
             val = self.evaluate(ctx, model, data)
-            ctx.metrics.log(epoch, step, loss=total / max(n, 1), lr=opt.param_groups[0]["lr"], **val)
+            # the checkpoint first: an epoch's metric line says it is kept
             self._checkpoint(ctx, model, opt, epoch, step)
+            ctx.metrics.log(epoch, step, loss=total / max(n, 1), lr=opt.param_groups[0]["lr"], **val)
         return model
 
     def note_initial(self, ctx, model):
@@ -279,30 +352,67 @@ class TorchvisionAdapter(Adapter):
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "step": step}, tmp)
         os.replace(tmp, ctx.last_checkpoint)
 
+    def logits(self, model, x):
+        """The model's class scores (before softmax) for the batch x."""
+        return model(x)
+
     def evaluate(self, ctx, model, data):
+        """accuracy (top-1), top5 and val_loss on the validation images."""
         torch, _ = _torch()
         dev = self.device()
         model.eval()
-        correct, n, total = 0, 0, 0.0
+        correct, correct5, n, total = 0, 0, 0, 0.0
         loss_fn = torch.nn.CrossEntropyLoss()
         with torch.no_grad():
             for x, y in data["val"]:
                 x, y = x.to(dev), y.to(dev)
-                out = model(x)
+                out = self.logits(model, x)
                 total += loss_fn(out, y).item() * len(y)
-                correct += (out.argmax(1) == y).sum().item()
+                best = out.topk(min(TOP_K, out.shape[1]), dim=1).indices
+                correct += (best[:, 0] == y).sum().item()
+                correct5 += (best == y[:, None]).any(dim=1).sum().item()
                 n += len(y)
-        return {"accuracy": correct / max(n, 1), "val_loss": total / max(n, 1)}
+        n = max(n, 1)
+        return {"accuracy": correct / n, "top5": correct5 / n, "val_loss": total / n}
+
+    def predict(self, ctx, model):
+        """Writes predictions.json: the top labels of the trained model for
+        validation images, spread over the classes (prediction_count)."""
+        torch, _ = _torch()
+        ds = self._val
+        samples = image_samples(ds)
+        chosen = spread(len(samples), self._predictions)
+        dev = next(model.parameters()).device
+        bs = max(1, ctx.hyperparameters.batch_size)
+        model.eval()
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(chosen), bs):
+                batch = chosen[start : start + bs]
+                x = torch.stack([ds[i][0] for i in batch]).to(dev)
+                probs = self.logits(model, x).float().softmax(dim=1).cpu().tolist()
+                for i, p in zip(batch, probs, strict=True):
+                    path, y = samples[i]
+                    out.append(
+                        {
+                            "image": os.path.relpath(path, ctx.dataset_dir).replace(os.sep, "/"),
+                            "label": self._classes[y],
+                            "top": top_labels(p, self._classes),
+                        }
+                    )
+        ctx.write_predictions(out, classes=self._classes)
 
     def export(self, ctx, model):
         torch, _ = _torch()
         torch.save(model.state_dict(), os.path.join(ctx.weights_dir, "model.pt"))
         with open(os.path.join(ctx.weights_dir, "labels.json"), "w") as f:
             json.dump(self._classes, f)
+        self.predict(ctx, model)
 
     def model_card(self, ctx, model):
         return {
             "classes": self._classes,
             "device": str(next(model.parameters()).device),
             "initialWeights": self._initial,
+            "preprocess": self._preprocess,
         }
