@@ -126,6 +126,20 @@ class RunContext:
     def write_metrics(self, metrics: dict[str, float]) -> None:
         _write_json(os.path.join(self.output_dir, "metrics.json"), metrics)
 
+    def write_predictions(self, predictions: list[dict[str, Any]], **about: Any) -> None:
+        """Writes predictions.json: the trained model's predictions on
+        validation images (the plan's inference path), an artifact of the run.
+
+        Each prediction names its ``image`` (the path relative to the
+        dataset) and carries what the task predicts (see
+        images/python/PROTOCOL.md, "predictions.json"); ``about`` adds
+        top-level facts (``classes``, ``task``, ...).
+        """
+        doc: dict[str, Any] = {"model": self.model, "task": self.task}
+        doc.update(about)
+        doc["predictions"] = predictions
+        _write_json(os.path.join(self.output_dir, "predictions.json"), doc)
+
     def write_model_card(self, framework: str, extra: dict[str, Any] | None = None) -> None:
         """Writes model_card.json: the run's facts and what the adapter adds.
 
