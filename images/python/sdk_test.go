@@ -106,7 +106,7 @@ func runSDK(t *testing.T, env []string, args ...string) result {
 	return res
 }
 
-// TestInt_PythonUnit runs the SDK's unit tests (tests/test_sdk.py), which
+// TestInt_PythonUnit runs the SDK's unit tests (tests/test_*.py), which
 // need no framework: hyperparameters, the protocol's writer, the Adapter
 // interface and the adapter registry.
 func TestInt_PythonUnit(t *testing.T) {

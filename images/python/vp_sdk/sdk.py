@@ -3,6 +3,7 @@
 import abc
 import dataclasses
 import json
+import math
 import os
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -165,10 +166,22 @@ class RunContext:
         _write_json(os.path.join(self.output_dir, "model_card.json"), card)
 
 
+def _finite(obj: Any) -> Any:
+    """obj with every float that is not finite (NaN, infinities) as None:
+    JSON has no such numbers (images/python/PROTOCOL.md: null)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Mapping):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def _write_json(path: str, obj: Any) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
+        json.dump(_finite(obj), f, indent=2, sort_keys=True, allow_nan=False)
         f.write("\n")
     os.replace(tmp, path)
 
