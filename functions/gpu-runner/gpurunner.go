@@ -169,7 +169,9 @@ var bucketRE = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 //     reach it, registry:5000, is pulled and run from the engine's view
 //     of it, 127.0.0.1:5000), VP_DOCKER_GPUS (the engine host's GPU ids,
 //     comma-separated, where this process cannot run nvidia-smi: in a
-//     container; default those nvidia-smi lists);
+//     container; default those nvidia-smi lists), VP_DOCKER_REMOVE_AFTER
+//     (how long an ended run's container is kept, for its logs, before
+//     it is removed; default 1m);
 //   - for the process executor: VP_AGENT (the agent command: a path or a
 //     name on PATH, with arguments if any, such as "/usr/local/bin/vp
 //     agent", or self for this binary's agent subcommand; default vp-agent
@@ -229,6 +231,9 @@ func (f *Function) Start(ctx context.Context, cfg map[string]string) error {
 		ev = ev.Str("dockerHost", d.Host).Str("network", d.Network).Interface("pullHosts", d.PullHosts).Strs("gpus", d.Devices)
 	}
 	ev.Msg("gpu-runner started")
+	if d, ok := f.exec.(*executor.DockerExecutor); ok {
+		d.Start() // removes the containers of ended runs until Stop
+	}
 	// The store may come up after the function (vp up starts MinIO once
 	// dataset-intake answers): relaunch the interrupted runs as soon as the
 	// ledger can be read, trying for up to two minutes.
@@ -281,7 +286,14 @@ func (f *Function) choose(ctx context.Context, c fn.Config) (executor.Executor, 
 		}
 		return p, nil
 	}
-	docker := &executor.DockerExecutor{Host: c.Get("DOCKER_HOST"), Network: c.Get("VP_DOCKER_NETWORK"), Log: log, Source: Source}
+	removeAfter, err := c.Duration("VP_DOCKER_REMOVE_AFTER", executor.DefaultRemoveAfter)
+	if err != nil {
+		return nil, "", err
+	}
+	if removeAfter == 0 {
+		return nil, "", fmt.Errorf("VP_DOCKER_REMOVE_AFTER: %q: want a duration above 0 (1s, 1m)", c.Get("VP_DOCKER_REMOVE_AFTER"))
+	}
+	docker := &executor.DockerExecutor{Host: c.Get("DOCKER_HOST"), Network: c.Get("VP_DOCKER_NETWORK"), Log: log, Source: Source, RemoveAfter: removeAfter}
 	if hosts, err := executor.ParsePullHosts(c.Get("VP_DOCKER_PULL_HOSTS")); err != nil {
 		return nil, "", fmt.Errorf("VP_DOCKER_PULL_HOSTS: %w", err)
 	} else if len(hosts) > 0 {
@@ -348,13 +360,17 @@ func AgentCommand(setting string, self bool) (string, []string, error) {
 	return p, fields[1:], nil
 }
 
-// Stop leaves Jobs and containers running (they report by event); the
-// process executor's runs are agents of this host, which goes down with
-// the function: they are interrupted without an ending, and the next
+// Stop leaves Jobs and containers running (they report by event; the
+// docker executor removes the containers of its runs that have ended);
+// the process executor's runs are agents of this host, which goes down
+// with the function: they are interrupted without an ending, and the next
 // Start relaunches them (each resumes from its last checkpoint).
-func (f *Function) Stop(context.Context) error {
+func (f *Function) Stop(ctx context.Context) error {
 	if p, ok := f.exec.(*executor.ProcessExecutor); ok {
 		p.Shutdown()
+	}
+	if d, ok := f.exec.(*executor.DockerExecutor); ok {
+		return d.Close(ctx)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"time"
 )
 
 // ContainerConfig is the body of a container's creation: the fields of
@@ -66,6 +67,9 @@ type ContainerJSON struct {
 		Status   string
 		Running  bool
 		ExitCode int
+		// FinishedAt is when it last ended (the zero time when it never
+		// did), on the engine's clock.
+		FinishedAt time.Time
 	}
 	Config struct {
 		Image  string

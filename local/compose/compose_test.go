@@ -234,23 +234,42 @@ func TestInt_Compose(t *testing.T) {
 	if st.Executor != "docker" || !strings.HasPrefix(st.Image, "registry:5000/vp/torchvision-cpu@sha256:") {
 		t.Errorf("job ran on %q in %q, want the docker executor and the compose registry's torchvision-cpu", st.Executor, st.Image)
 	}
-	// Nothing lost, nothing twice: every epoch's progress and one of each
-	// other event, though the broker restarted in between.
+	// Nothing lost, nothing twice, though the broker restarted in between:
+	// one of each event but run.progress; of those, the agent sends at
+	// most one a second (a newer epoch's replaces a waiting one) and always
+	// the last: so no epoch twice, and the last epoch's present.
 	testsupport.Eventually(t, 30*time.Second, "every event of the job in the ledger", func() bool {
 		evs, err := led.Events(ctx, jobID)
 		if err != nil {
 			return false
 		}
 		count := map[string]int{}
+		epochsSeen := map[int]int{}
 		for _, e := range evs {
 			count[events.Type(e.Type()).Short()]++
+			if events.Type(e.Type()) == events.RunProgress {
+				var p events.RunProgressData
+				if err := events.DecodeInto(e, &p); err != nil {
+					t.Fatalf("run.progress %s: %v", e.ID(), err)
+				}
+				epochsSeen[p.Epoch]++
+			}
 		}
-		want := map[string]int{"job.requested": 1, "image.built": 1, "run.started": 1, "run.progress": epochs, "run.finished": 1}
+		want := map[string]int{"job.requested": 1, "image.built": 1, "run.started": 1, "run.finished": 1}
 		for k, n := range want {
 			if count[k] != n {
-				t.Logf("events of the job so far: %v, want %v", count, want)
+				t.Logf("events of the job so far: %v, want %v and run.progress up to epoch %d", count, want, epochs)
 				return false
 			}
+		}
+		for ep, n := range epochsSeen {
+			if n != 1 || ep < 1 || ep > epochs {
+				t.Fatalf("run.progress of epoch %d recorded %d times (epochs %v)", ep, n, epochsSeen)
+			}
+		}
+		if epochsSeen[epochs] != 1 {
+			t.Logf("run.progress epochs so far %v, want the last, %d", epochsSeen, epochs)
+			return false
 		}
 		return true
 	})

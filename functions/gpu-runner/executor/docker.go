@@ -26,7 +26,19 @@ import (
 // goes in VP_RUN_EVENT, GPUs as device requests, limits as NanoCpus and
 // Memory. An image the engine lacks is pulled first. Containers are named
 // after the run id and labelled with it, so a redelivered run starts
-// nothing twice, and removed once waited for.
+// nothing twice.
+//
+// A run's container is removed RemoveAfter after it ends (kept that long
+// for its logs and for a cancel under way): a watcher of each run waits
+// for its end, and a sweep, from Start (or the first Launch) and then
+// every SweepEvery, removes those no watcher saw end (runs of an earlier
+// instance, a watcher cut off). What the executor knew of a run whose
+// container is gone is a bounded record of the last Remember ended runs
+// (their exit codes), as in the process executor: a redelivered run of
+// that record starts nothing, Wait answers its exit code and Cancel leaves
+// it as it ended; a run older than that is forgotten (the gpu-runner's
+// ledger keeps an ended job from being launched again). Close stops the
+// watchers and the sweep.
 //
 // GPUs are devices, not counts: a run asking for n GPUs gets n of Devices
 // that no running container of another run holds (each run's container is
@@ -62,6 +74,16 @@ type DockerExecutor struct {
 	Sender sender.Interface
 	// Poll is how often queued runs look for free devices (default 1 s).
 	Poll time.Duration
+	// RemoveAfter is how long a run's container is kept once it has ended
+	// (default DefaultRemoveAfter); a negative one keeps them (only Wait
+	// removes one).
+	RemoveAfter time.Duration
+	// SweepEvery is how often the containers of ended runs are looked for
+	// (default DefaultSweepEvery).
+	SweepEvery time.Duration
+	// Remember is how many ended runs are remembered (default
+	// DefaultRemember).
+	Remember int
 
 	once   sync.Once
 	api    *dockerapi.Client
@@ -70,7 +92,27 @@ type DockerExecutor struct {
 	mu     sync.Mutex
 	queue  []Run
 	ticker bool
+	// Removal of ended runs' containers: started once, by Start or the
+	// first Launch, until Close (cancel ends the watchers and the sweep).
+	removing bool
+	closed   bool
+	done     context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	watched  map[string]bool // containers a watcher waits for, by id
+	ended    map[string]int  // exit codes of the last Remember ended runs
+	order    []string        // the ids in ended, oldest first
 }
+
+// Defaults of the docker executor's removal of ended runs' containers.
+const (
+	DefaultRemoveAfter = time.Minute
+	DefaultSweepEvery  = 30 * time.Second
+)
+
+// removeTimeout bounds the removal of one container by a watcher that
+// Close cut short.
+const removeTimeout = 10 * time.Second
 
 var _ Executor = (*DockerExecutor)(nil)
 var _ Waiter = (*DockerExecutor)(nil)
@@ -261,10 +303,12 @@ func (d *DockerExecutor) Launch(ctx context.Context, r Run) error {
 		return err
 	}
 	d.mu.Lock()
+	d.startRemovingLocked()
 	queued := d.queuedLocked(r.ID)
+	_, ended := d.endedLocked(r.ID)
 	d.mu.Unlock()
-	if queued {
-		return nil // redelivered: queued
+	if queued || ended {
+		return nil // redelivered: queued, or it ran already
 	}
 	c, err := d.container(ctx, r.ID)
 	if err != nil {
@@ -282,7 +326,10 @@ func (d *DockerExecutor) Launch(ctx context.Context, r Run) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.queuedLocked(r.ID) {
+	// Under the lock, a run whose container is being removed is in the
+	// record already (removeEnded records it first): the container or the
+	// record says it ran.
+	if _, ended := d.endedLocked(r.ID); ended || d.queuedLocked(r.ID) {
 		return nil
 	}
 	if c, err = d.container(ctx, r.ID); err != nil {
@@ -296,6 +343,7 @@ func (d *DockerExecutor) Launch(ctx context.Context, r Run) error {
 		if err := api.Start(ctx, c.ID); err != nil {
 			return fmt.Errorf("starting run %s: %w", r.ID, err)
 		}
+		d.watchLocked(r.ID, c.ID, true)
 		return nil
 	}
 	if len(d.queue) > 0 {
@@ -525,6 +573,7 @@ func (d *DockerExecutor) startLocked(ctx context.Context, r Run) (bool, error) {
 		return false, fmt.Errorf("run %s: %w", r.ID, err)
 	}
 	d.Log.Info().Str("run", r.ID).Str("container", id).Str("image", image).Str("network", network).Strs("gpus", devices).Msg("run started")
+	d.watchLocked(r.ID, id, true)
 	return true, nil
 }
 
@@ -535,8 +584,9 @@ func (d *DockerExecutor) startLocked(ctx context.Context, r Run) (bool, error) {
 // container has stopped. Stopping a
 // container that has ended does nothing; one that was created and never
 // started is removed, and its run.finished (cancelled) sent, since no
-// agent will. A run with no container is ErrUnknownRun, whether it never
-// was or was removed by Wait.
+// agent will. A run with no container is ErrUnknownRun, unless it is in the
+// record of ended runs (its container removed): that one is left as it
+// ended.
 func (d *DockerExecutor) Cancel(ctx context.Context, runID string) error {
 	api, err := d.engine()
 	if err != nil {
@@ -546,6 +596,7 @@ func (d *DockerExecutor) Cancel(ctx context.Context, runID string) error {
 	for i, q := range d.queue {
 		if q.ID == runID {
 			d.queue = append(d.queue[:i], d.queue[i+1:]...)
+			d.rememberLocked(runID, 143)
 			d.mu.Unlock()
 			d.Log.Info().Str("run", runID).Msg("queued run cancelled")
 			if err := sendEnding(ctx, endingSink{d.Sender, d.Source, d.Env, d.Log}, q, events.StatusCancelled, ReasonCancelledQueued); err != nil {
@@ -560,6 +611,9 @@ func (d *DockerExecutor) Cancel(ctx context.Context, runID string) error {
 	if err == nil && c != nil && c.State == "created" {
 		var r Run
 		r, err = d.removeCreated(ctx, api, runID, c.ID)
+		if err == nil {
+			d.rememberLocked(runID, 143)
+		}
 		d.mu.Unlock()
 		if err != nil {
 			return err
@@ -574,14 +628,14 @@ func (d *DockerExecutor) Cancel(ctx context.Context, runID string) error {
 		return err
 	}
 	if c == nil {
-		return fmt.Errorf("%w: %s", ErrUnknownRun, runID)
+		return d.gone(runID)
 	}
 	if c.State == "exited" || c.State == "dead" || c.State == "removing" {
 		return nil
 	}
 	switch err := api.Kill(ctx, c.ID, "SIGTERM"); {
 	case errors.Is(err, dockerapi.ErrNotFound):
-		return fmt.Errorf("%w: %s", ErrUnknownRun, runID) // removed (by Wait) meanwhile
+		return d.gone(runID) // removed meanwhile
 	case errors.Is(err, dockerapi.ErrConflict):
 		return nil // ended meanwhile: not running
 	case err != nil:
@@ -619,6 +673,18 @@ func (d *DockerExecutor) Cancel(ctx context.Context, runID string) error {
 		d.Log.Error().Err(rerr).Str("run", runID).Msg("the killed run's run.finished (cancelled) not sent")
 	}
 	return nil
+}
+
+// gone is what Cancel answers for a run with no container: nothing for an
+// ended run of the record, else ErrUnknownRun.
+func (d *DockerExecutor) gone(runID string) error {
+	d.mu.Lock()
+	_, ended := d.endedLocked(runID)
+	d.mu.Unlock()
+	if ended {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrUnknownRun, runID)
 }
 
 // ReasonKilled is the reason of the run.finished the docker executor
@@ -660,8 +726,9 @@ func (d *DockerExecutor) removeCreated(ctx context.Context, api *dockerapi.Clien
 }
 
 // Wait waits for the run's container to end, returns the agent's exit
-// code and removes the container. A run with no container (a queued one
-// too) is ErrUnknownRun.
+// code and removes the container. A run with no container is the exit code
+// of the record of ended runs (143 for one cancelled before it started),
+// else (a queued one too) ErrUnknownRun.
 func (d *DockerExecutor) Wait(ctx context.Context, runID string) (int, error) {
 	api, err := d.engine()
 	if err != nil {
@@ -678,11 +745,20 @@ func (d *DockerExecutor) Wait(ctx context.Context, runID string) (int, error) {
 	name := ContainerName(runID)
 	code, err := api.Wait(ctx, name)
 	if errors.Is(err, dockerapi.ErrNotFound) {
+		d.mu.Lock()
+		code, ended := d.endedLocked(runID)
+		d.mu.Unlock()
+		if ended {
+			return code, nil
+		}
 		return 0, fmt.Errorf("%w: %s", ErrUnknownRun, runID)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("waiting for run %s: %w", runID, err)
 	}
+	d.mu.Lock()
+	d.rememberLocked(runID, code)
+	d.mu.Unlock()
 	if err := api.Remove(context.WithoutCancel(ctx), name); err != nil && !errors.Is(err, dockerapi.ErrNotFound) {
 		d.Log.Warn().Err(err).Str("run", runID).Msg("removing container")
 	}
@@ -701,4 +777,221 @@ func (d *DockerExecutor) Logs(ctx context.Context, runID string) (string, error)
 		return "", fmt.Errorf("%w: %s", ErrUnknownRun, runID)
 	}
 	return out, err
+}
+
+// endedLocked is the exit code of an ended run of the record; d.mu is
+// held.
+func (d *DockerExecutor) endedLocked(runID string) (int, bool) {
+	code, ok := d.ended[runID]
+	return code, ok
+}
+
+// rememberLocked records an ended run's exit code, forgetting the oldest
+// beyond Remember; d.mu is held.
+func (d *DockerExecutor) rememberLocked(runID string, code int) {
+	if d.ended == nil {
+		d.ended = map[string]int{}
+	}
+	if _, ok := d.ended[runID]; !ok {
+		d.order = append(d.order, runID)
+	}
+	d.ended[runID] = code
+	remember := d.Remember
+	if remember <= 0 {
+		remember = DefaultRemember
+	}
+	for len(d.order) > remember {
+		delete(d.ended, d.order[0])
+		d.order = d.order[1:] // append reallocates: at most about 2×remember ids are held
+	}
+}
+
+// removeAfter is RemoveAfter or its default.
+func (d *DockerExecutor) removeAfter() time.Duration {
+	if d.RemoveAfter == 0 {
+		return DefaultRemoveAfter
+	}
+	return d.RemoveAfter
+}
+
+// Start starts the removal of ended runs' containers: a sweep at once and
+// every SweepEvery, and a watcher of each run found running; Launch starts
+// it too. It does nothing after Close, or when RemoveAfter is negative.
+func (d *DockerExecutor) Start() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.startRemovingLocked()
+}
+
+// startRemovingLocked starts the sweep, once; d.mu is held.
+func (d *DockerExecutor) startRemovingLocked() {
+	if d.removing || d.closed || d.RemoveAfter < 0 {
+		return
+	}
+	d.removing = true
+	d.done, d.cancel = context.WithCancel(context.Background())
+	d.wg.Add(1)
+	go d.sweepEvery()
+}
+
+// Close stops the removal of ended runs' containers and returns once its
+// watchers and sweep have stopped, or when ctx ends. The runs this
+// executor started that have ended have their containers removed at once
+// (nothing of the executor asks for them any more); running runs are left
+// running (their agents report by event), their containers removed by the
+// sweep of the next executor that starts. Launch, Cancel and Wait still
+// answer after Close; nothing but Wait removes a container then.
+func (d *DockerExecutor) Close(ctx context.Context) error {
+	d.mu.Lock()
+	d.closed = true
+	cancel := d.cancel
+	d.mu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel()
+	stopped := make(chan struct{})
+	go func() {
+		d.wg.Wait()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("closing the docker executor: %w", ctx.Err())
+	}
+}
+
+// sweepEvery sweeps at once, then every SweepEvery until Close.
+func (d *DockerExecutor) sweepEvery() {
+	defer d.wg.Done()
+	every := d.SweepEvery
+	if every <= 0 {
+		every = DefaultSweepEvery
+	}
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.done.Done():
+			return
+		case <-t.C:
+		}
+		if err := d.sweep(d.done); err != nil && d.done.Err() == nil {
+			d.Log.Warn().Err(err).Msg("removing the containers of ended runs")
+		}
+		t.Reset(every)
+	}
+}
+
+// sweep removes the containers of runs that ended RemoveAfter ago or
+// more (by the engine's time of their end), and watches the running ones
+// no watcher waits for (runs of an earlier instance).
+func (d *DockerExecutor) sweep(ctx context.Context) error {
+	api, err := d.engine()
+	if err != nil {
+		return err
+	}
+	list, err := api.List(ctx, true, dockerapi.Filters{"label": {RunLabel}})
+	if err != nil {
+		return fmt.Errorf("listing the runs' containers: %w", err)
+	}
+	var errs []error
+	for _, c := range list {
+		runID := c.Labels[RunLabel]
+		switch c.State {
+		case "exited", "dead":
+			if err := d.removeEnded(ctx, api, runID, c.ID, d.removeAfter()); err != nil {
+				errs = append(errs, err)
+			}
+		case "running", "paused", "restarting":
+			d.mu.Lock()
+			d.watchLocked(runID, c.ID, false)
+			d.mu.Unlock()
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// watchLocked starts a watcher of a run's container (its own: one this
+// executor started), unless one waits for it already; d.mu is held.
+func (d *DockerExecutor) watchLocked(runID, id string, own bool) {
+	d.startRemovingLocked()
+	if !d.removing || d.closed || d.watched[id] {
+		return
+	}
+	if d.watched == nil {
+		d.watched = map[string]bool{}
+	}
+	d.watched[id] = true
+	d.wg.Add(1)
+	go d.watch(runID, id, own)
+}
+
+// watch waits for a run's container to end, records the run's exit code
+// and removes the container RemoveAfter later. Cut short by Close, it
+// removes the container of an own run that has ended at once.
+func (d *DockerExecutor) watch(runID, id string, own bool) {
+	defer d.wg.Done()
+	defer func() {
+		d.mu.Lock()
+		delete(d.watched, id)
+		d.mu.Unlock()
+	}()
+	api, err := d.engine()
+	if err != nil {
+		return
+	}
+	code, err := api.Wait(d.done, id)
+	if err != nil {
+		if d.done.Err() == nil && !errors.Is(err, dockerapi.ErrNotFound) {
+			d.Log.Warn().Err(err).Str("run", runID).Msg("watching the run's container: the sweep removes it once it has ended")
+		}
+		return
+	}
+	d.mu.Lock()
+	d.rememberLocked(runID, code)
+	d.mu.Unlock()
+	t := time.NewTimer(d.removeAfter())
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-d.done.Done():
+		if !own {
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), removeTimeout)
+	defer cancel()
+	if err := d.removeEnded(ctx, api, runID, id, 0); err != nil {
+		d.Log.Warn().Err(err).Str("run", runID).Msg("removing the container of an ended run")
+	}
+}
+
+// removeEnded removes a run's container if it has ended, after ago or
+// more, recording the run's exit code first (under the lock, so that a
+// Launch finds the container or the record).
+func (d *DockerExecutor) removeEnded(ctx context.Context, api *dockerapi.Client, runID, id string, after time.Duration) error {
+	info, err := api.Inspect(ctx, id)
+	if errors.Is(err, dockerapi.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("run %s: %w", runID, err)
+	}
+	if st := info.State.Status; st != "exited" && st != "dead" {
+		return nil
+	}
+	if after > 0 && time.Since(info.State.FinishedAt) < after {
+		return nil
+	}
+	d.mu.Lock()
+	d.rememberLocked(runID, info.State.ExitCode)
+	d.mu.Unlock()
+	if err := api.Remove(ctx, id); err != nil && !errors.Is(err, dockerapi.ErrNotFound) {
+		return fmt.Errorf("run %s: %w", runID, err)
+	}
+	d.Log.Info().Str("run", runID).Str("container", id).Int("exit", info.State.ExitCode).Msg("ended run's container removed")
+	return nil
 }

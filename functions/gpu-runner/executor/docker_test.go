@@ -181,7 +181,19 @@ func realEngine(t *testing.T) (*DockerExecutor, *dockerapi.Client) {
 	if _, err := api.Version(ctx); err != nil {
 		t.Skipf("no Docker Engine answers at %s: %v", api.Host(), err)
 	}
+	closeAtEnd(t, d)
 	return d, api
+}
+
+// closeAtEnd closes d when the test ends (before the engine it uses goes).
+func closeAtEnd(t *testing.T, d *DockerExecutor) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := d.Close(ctx); err != nil {
+			t.Errorf("Close() = %v", err)
+		}
+	})
 }
 
 // removeContainer removes a run's container when the test ends, if it is
@@ -288,8 +300,8 @@ func TestInt_DockerExecutor(t *testing.T) {
 	if err != nil || code != 143 || f.Status != events.StatusCancelled {
 		t.Errorf("cancelled run: exit %d (%v), run.finished %+v", code, err, f)
 	}
-	if err := d.Cancel(ctx, id2); !errors.Is(err, ErrUnknownRun) {
-		t.Errorf("Cancel of a run removed by Wait = %v, want ErrUnknownRun", err)
+	if err := d.Cancel(ctx, id2); err != nil {
+		t.Errorf("Cancel of a run removed by Wait = %v, want nil: an ended run is left as it ended", err)
 	}
 	if err := d.Cancel(ctx, "no-such-run"); !errors.Is(err, ErrUnknownRun) {
 		t.Errorf("Cancel(unknown) = %v, want ErrUnknownRun", err)
@@ -375,11 +387,11 @@ func TestInt_DockerStandIn(t *testing.T) {
 		t.Errorf("Wait(cancelled a) = %d, %v; want 143 (SIGTERM)", code, err)
 	}
 	t.Logf("cancel with SIGTERM took %s", time.Since(start).Round(time.Millisecond))
-	if err := d.Cancel(ctx, a.ID); !errors.Is(err, ErrUnknownRun) {
-		t.Errorf("Cancel(a, removed by Wait) = %v, want ErrUnknownRun", err)
+	if err := d.Cancel(ctx, a.ID); err != nil {
+		t.Errorf("Cancel(a, removed by Wait) = %v, want nil: an ended run is left as it ended", err)
 	}
-	if _, err := d.Wait(ctx, a.ID); !errors.Is(err, ErrUnknownRun) {
-		t.Errorf("Wait(a, removed) = %v, want ErrUnknownRun", err)
+	if code, err := d.Wait(ctx, a.ID); code != 143 || err != nil {
+		t.Errorf("Wait(a, removed) = %d, %v; want 143, remembered", code, err)
 	}
 
 	b := run("b", "ignore-term")
@@ -574,8 +586,9 @@ func TestDockerCancelAsksTheEngine(t *testing.T) {
 func TestDockerLaunchAsksTheEngine(t *testing.T) {
 	e := dockerapitest.New(t)
 	sink := testsupport.NewSink(t, events.Validate)
+	// RemoveAfter -1: no watcher nor sweep asks the engine in between.
 	d := &DockerExecutor{Host: e.Host, Env: []string{"VP_S3_ENDPOINT=minio:9000", "K_SINK=" + sink.URL},
-		PullHosts: map[string]string{"registry:5000": "127.0.0.1:5000"}}
+		PullHosts: map[string]string{"registry:5000": "127.0.0.1:5000"}, RemoveAfter: -1}
 	ctx := context.Background()
 	digest := "sha256:" + strings.Repeat("c", 64)
 	r := runOf(t, "r", 0)
@@ -682,6 +695,7 @@ func TestDockerGivesDistinctGPUs(t *testing.T) {
 	e.AddImage("img")
 	sink := testsupport.NewSink(t, events.Validate)
 	d := &DockerExecutor{Host: e.Host, Devices: []string{"0", "1"}, Poll: 20 * time.Millisecond, Log: zerolog.Nop()}
+	closeAtEnd(t, d)
 	ctx := context.Background()
 	launch := func(id string, gpus int) {
 		t.Helper()

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/vision-platform/vp/internal/dockerapi"
 )
@@ -27,6 +28,8 @@ type Container struct {
 	// State is created, running or exited.
 	State    string
 	ExitCode int
+	// FinishedAt is when it ended (the zero time while it has not).
+	FinishedAt time.Time
 	// Signals are those it was sent, in order.
 	Signals []string
 	// Logs is what its process wrote (already multiplexed: see Frame).
@@ -155,12 +158,17 @@ func (e *Engine) Container(name string) (Container, bool) {
 }
 
 // Add adds a container as another client (or an earlier instance) left
-// it: named name, made of cfg, in state (created, running or exited).
+// it: named name, made of cfg, in state (created, running or exited; one
+// exited ended now).
 func (e *Engine) Add(name, state string, cfg dockerapi.ContainerConfig) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.next++
-	e.containers[name] = &Container{ID: fmt.Sprintf("%064x", e.next), Name: name, State: state, Config: cfg}
+	c := &Container{ID: fmt.Sprintf("%064x", e.next), Name: name, State: state, Config: cfg}
+	if state == "exited" {
+		c.FinishedAt = time.Now()
+	}
+	e.containers[name] = c
 }
 
 // Exit ends the process of the container named name with code.
@@ -168,7 +176,7 @@ func (e *Engine) Exit(name string, code int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if c, ok := e.containers[name]; ok {
-		c.State, c.ExitCode = "exited", code
+		c.State, c.ExitCode, c.FinishedAt = "exited", code, time.Now()
 		e.changed.Broadcast()
 	}
 }
@@ -408,7 +416,7 @@ func (e *Engine) container(w http.ResponseWriter, r *http.Request, id, verb stri
 		sig := r.URL.Query().Get("signal")
 		c.Signals = append(c.Signals, sig)
 		if code := signals[sig]; code == 137 || code == 143 && !e.IgnoreTERM {
-			c.State, c.ExitCode = "exited", code
+			c.State, c.ExitCode, c.FinishedAt = "exited", code, time.Now()
 			e.changed.Broadcast()
 		}
 		e.mu.Unlock()
@@ -438,7 +446,7 @@ func (e *Engine) container(w http.ResponseWriter, r *http.Request, id, verb stri
 	case r.Method == http.MethodGet && verb == "json":
 		var out dockerapi.ContainerJSON
 		out.ID, out.Name, out.Image = c.ID, "/"+c.Name, c.Config.Image
-		out.State.Status, out.State.Running, out.State.ExitCode = c.State, c.State == "running", c.ExitCode
+		out.State.Status, out.State.Running, out.State.ExitCode, out.State.FinishedAt = c.State, c.State == "running", c.ExitCode, c.FinishedAt
 		out.Config.Image, out.Config.Env, out.Config.Labels = c.Config.Image, c.Config.Env, c.Config.Labels
 		out.HostConfig = c.Config.HostConfig
 		e.mu.Unlock()
