@@ -242,6 +242,11 @@ func TestStartDockerExecutor(t *testing.T) {
 	if err := f.Start(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if err := f.Stop(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
 	d, ok := f.Executor().(*executor.DockerExecutor)
 	if !ok {
 		t.Fatalf("executor = %T, want the docker executor", f.Executor())

@@ -46,8 +46,8 @@ import os
 import re
 from collections import Counter
 
-from vp_sdk.adapters.huggingface_adapter import TrainerAdapter, _transformers, predictions_limit, saved_model
-from vp_sdk.adapters.torchvision_adapter import _say, _torch, load_weights
+from vp_sdk.adapters.huggingface_adapter import TrainerAdapter, _transformers, saved_model
+from vp_sdk.adapters.torchvision_adapter import _say, _torch, load_weights, prediction_count
 from vp_sdk.sdk import AdapterError, WeightsUnavailable
 
 # The scratch tokenizer's special tokens, in id order.
@@ -472,13 +472,12 @@ class CaptioningAdapter(TrainerAdapter):
             self._last = self._validate(ctx, model, data)
         return dict(self._last[0])
 
-    def predict(self, ctx, model, data):
+    def predict(self, ctx, model):
+        """Writes predictions.json (TrainerAdapter.export calls it): the
+        validation predictions of the last evaluation, made now if none was."""
         if self._last is None:
-            self.evaluate(ctx, model, data)
-        return self._last[1][: predictions_limit(ctx)]
-
-    def predictions_about(self):
-        return {}
+            self.evaluate(ctx, model, self._data)
+        ctx.write_predictions(self._last[1][: prediction_count(ctx.hyperparameters)])
 
     def export(self, ctx, model):
         self._processor.save_pretrained(ctx.weights_dir)

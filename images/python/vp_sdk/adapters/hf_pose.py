@@ -49,8 +49,15 @@ import os
 import numpy as np
 
 from vp_sdk.adapters.hf_captioning import _LOAD, count_parameters, extra_value
-from vp_sdk.adapters.huggingface_adapter import TrainerAdapter, _transformers, predictions_limit, saved_model
-from vp_sdk.adapters.torchvision_adapter import IMAGENET_MEAN, IMAGENET_STD, _say, _torch, load_weights
+from vp_sdk.adapters.huggingface_adapter import TrainerAdapter, _transformers, saved_model
+from vp_sdk.adapters.torchvision_adapter import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    _say,
+    _torch,
+    load_weights,
+    prediction_count,
+)
 from vp_sdk.sdk import DEFAULT_IMAGE_SIZE, AdapterError, WeightsUnavailable
 
 # ViTPose-B's input, height × width (ViTPose_base_coco_256x192).
@@ -524,13 +531,12 @@ class PoseAdapter(TrainerAdapter):
             self._last = self._validate(ctx, model, data)
         return dict(self._last[0])
 
-    def predict(self, ctx, model, data):
+    def predict(self, ctx, model):
+        """Writes predictions.json (TrainerAdapter.export calls it): the
+        validation predictions of the last evaluation, made now if none was."""
         if self._last is None:
-            self.evaluate(ctx, model, data)
-        return self._last[1][: predictions_limit(ctx)]
-
-    def predictions_about(self):
-        return {"keypoints": self._k}
+            self.evaluate(ctx, model, self._data)
+        ctx.write_predictions(self._last[1][: prediction_count(ctx.hyperparameters)], keypoints=self._k)
 
     def export(self, ctx, model):
         tf = _transformers()
