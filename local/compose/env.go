@@ -1,83 +1,19 @@
 package compose
 
 import (
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/vision-platform/vp/local/credentials"
 )
 
-// Credentials are vp up's secrets (its data folder's credentials.json,
-// the same JSON as local/up's Credentials): compose takes the same ones,
-// so that vp demo, vp jobs and the console work the same with either.
-type Credentials struct {
-	MinIOUser     string `json:"minioUser"`
-	MinIOPassword string `json:"minioPassword"`
-	IntakeToken   string `json:"intakeToken"`
-	GatewayToken  string `json:"gatewayToken"`
-}
-
-// ReadCredentials reads vp up's credentials.json at p.
-func ReadCredentials(p string) (Credentials, error) {
-	var c Credentials
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return c, fmt.Errorf("reading vp up's credentials: %w", err)
-	}
-	if err := json.Unmarshal(b, &c); err != nil {
-		return c, fmt.Errorf("reading %s: %w", p, err)
-	}
-	return c, nil
-}
-
-// LoadCredentials reads vp up's credentials.json at p, making it (mode
-// 0600, as vp up makes it) when there is none; one without a gateway token
-// gets one.
-func LoadCredentials(p string) (Credentials, error) {
-	var c Credentials
-	b, err := os.ReadFile(p)
-	switch {
-	case err == nil:
-		if err := json.Unmarshal(b, &c); err != nil {
-			return c, fmt.Errorf("reading %s: %w (remove it to make new credentials)", p, err)
-		}
-		if c.MinIOUser == "" || len(c.MinIOPassword) < 8 || c.IntakeToken == "" {
-			return c, fmt.Errorf("%s is incomplete (remove it to make new credentials)", p)
-		}
-		if c.GatewayToken != "" {
-			return c, nil
-		}
-		c.GatewayToken = secret()
-	case errors.Is(err, os.ErrNotExist):
-		c = Credentials{MinIOUser: "vp-admin", MinIOPassword: secret(), IntakeToken: secret(), GatewayToken: secret()}
-	default:
-		return c, fmt.Errorf("reading %s: %w", p, err)
-	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return c, fmt.Errorf("keeping the credentials: %w", err)
-	}
-	b, err = json.MarshalIndent(c, "", "  ")
-	if err != nil {
-		return c, fmt.Errorf("encoding the credentials: %w", err)
-	}
-	if err := os.WriteFile(p, b, 0o600); err != nil {
-		return c, fmt.Errorf("keeping the credentials: %w", err)
-	}
-	return c, nil
-}
-
-func secret() string {
-	b := make([]byte, 18)
-	if _, err := rand.Read(b); err != nil {
-		panic(err) // crypto/rand does not fail on Linux
-	}
-	return hex.EncodeToString(b)
-}
+// Credentials are vp up's secrets (its data folder's credentials.json):
+// compose takes the same ones, so that vp demo, vp jobs and the console
+// work the same with either (credentials.Load makes them the first time).
+type Credentials = credentials.Credentials
 
 // Env are the variables of the compose file's .env.
 type Env map[string]string

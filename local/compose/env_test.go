@@ -1,51 +1,23 @@
 package compose
 
 import (
-	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/vision-platform/vp/local/credentials"
 	"github.com/vision-platform/vp/local/up"
 )
 
-// TestCredentials: compose reads and makes vp up's credentials.json, in
-// vp up's default data folder: the same secrets serve both.
-func TestCredentials(t *testing.T) {
+// TestCredentialsFile: compose takes vp up's credentials.json, in vp up's
+// default data folder: the same secrets serve both (local/credentials
+// reads and makes it).
+func TestCredentialsFile(t *testing.T) {
 	t.Setenv("XDG_DATA_HOME", t.TempDir())
-	if got, want := DefaultCredentialsFile(), filepath.Join(up.DefaultDataDir(), "credentials.json"); got != want {
+	if got, want := DefaultCredentialsFile(), filepath.Join(up.DefaultDataDir(), credentials.FileName); got != want {
 		t.Errorf("DefaultCredentialsFile() = %s, want vp up's %s", got, want)
-	}
-	p := filepath.Join(t.TempDir(), "data", "credentials.json")
-	made, err := LoadCredentials(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fi, err := os.Stat(p)
-	if err != nil || fi.Mode().Perm() != 0o600 {
-		t.Fatalf("LoadCredentials made %s: %v, mode %v; want 0600", p, err, fi)
-	}
-	var asUp up.Credentials
-	b, _ := os.ReadFile(p)
-	if err := json.Unmarshal(b, &asUp); err != nil {
-		t.Fatal(err)
-	}
-	if asUp.MinIOUser != "vp-admin" || asUp.MinIOPassword != made.MinIOPassword || asUp.IntakeToken != made.IntakeToken || asUp.GatewayToken != made.GatewayToken || len(made.MinIOPassword) < 8 {
-		t.Errorf("vp up reads %+v from what compose made (%+v)", asUp, made)
-	}
-	again, err := LoadCredentials(p)
-	if err != nil || again != made {
-		t.Errorf("LoadCredentials a second time = %+v, %v; want the same %+v", again, err, made)
-	}
-	read, err := ReadCredentials(p)
-	if err != nil || read != made {
-		t.Errorf("ReadCredentials = %+v, %v; want %+v", read, err, made)
-	}
-	if _, err := ReadCredentials(filepath.Join(t.TempDir(), "none.json")); err == nil {
-		t.Error("ReadCredentials of a missing file = nil error")
 	}
 }
 

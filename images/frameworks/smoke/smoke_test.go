@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -112,13 +113,7 @@ func TestInt_ReadyModelsTrainInTheirImages(t *testing.T) {
 	if len(ready) == 0 {
 		t.Fatal("no ready model in the catalog")
 	}
-	imgs := buildImages(t, slices.Sorted(func(yield func(string) bool) {
-		for s := range specs {
-			if !yield(s) {
-				return
-			}
-		}
-	}))
+	imgs := buildImages(t, slices.Sorted(maps.Keys(specs)))
 
 	mi := testsupport.StartMinIO(t)
 	mi.Bucket(t, "datasets")
@@ -185,6 +180,9 @@ func trainOne(t *testing.T, m registry.Model, img image, mi *testsupport.MinIO, 
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The big models' weights and checkpoints run to gigabytes: the run's
+	// objects go once checked.
+	t.Cleanup(func() { removePrefix(t, mi, "runs", runID+"/") })
 	work := t.TempDir()
 	python := containerPython(t, work, img, runID)
 	fin, err := agent.Run(ctx, agent.Config{
@@ -218,6 +216,15 @@ func trainOne(t *testing.T, m registry.Model, img image, mi *testsupport.MinIO, 
 	}
 	checkPredictions(t, mi, "runs", runID+"/predictions.json", field)
 	t.Logf("%s: %v", m.Ref(), fin.Metrics)
+}
+
+// removePrefix removes the objects under prefix in bucket.
+func removePrefix(t *testing.T, mi *testsupport.MinIO, bucket, prefix string) {
+	ctx := context.Background()
+	objs := mi.Client.ListObjects(ctx, bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true})
+	for e := range mi.Client.RemoveObjects(ctx, bucket, objs, minio.RemoveObjectsOptions{}) {
+		t.Errorf("removing %s/%s: %v", bucket, e.ObjectName, e.Err)
+	}
 }
 
 // checkArtifact reads an artifact back from MinIO: its size and sha256
@@ -267,13 +274,7 @@ func checkPredictions(t *testing.T, mi *testsupport.MinIO, bucket, key, field st
 			t.Errorf("predictions[%d].image = %s", i, p["image"])
 		}
 		if _, ok := p[field]; !ok {
-			t.Errorf("predictions[%d] has no %s: %v", i, field, slices.Sorted(func(yield func(string) bool) {
-				for k := range p {
-					if !yield(k) {
-						return
-					}
-				}
-			}))
+			t.Errorf("predictions[%d] has no %s: %v", i, field, slices.Sorted(maps.Keys(p)))
 		}
 	}
 }
@@ -378,8 +379,17 @@ func buildImages(t *testing.T, specNames []string) map[string]image {
 			if msg, err := exec.Command("docker", "pull", "--quiet", r.Reference).CombinedOutput(); err != nil {
 				t.Fatalf("docker pull %s: %v\n%s", r.Reference, err, msg)
 			}
-			if msg, err := exec.Command("docker", "tag", img.id, "vp-smoke/"+s+":latest").CombinedOutput(); err != nil {
+			tag := "vp-smoke/" + s + ":latest"
+			before, _ := exec.Command("docker", "image", "inspect", "--format", "{{.Id}}", tag).Output() // none the first time
+			if msg, err := exec.Command("docker", "tag", img.id, tag).CombinedOutput(); err != nil {
 				t.Fatalf("docker tag: %v\n%s", err, msg)
+			}
+			// The image it replaces goes, unless a container still uses it
+			// (its wheel layers stay: the new image has them too).
+			if old := strings.TrimSpace(string(before)); old != "" && old != img.id {
+				if msg, err := exec.Command("docker", "image", "rm", old).CombinedOutput(); err != nil {
+					t.Logf("removing the replaced %s image %s: %v: %s", s, old, err, bytes.TrimSpace(msg))
+				}
 			}
 			if msg, err := exec.Command("docker", "rmi", r.Reference).CombinedOutput(); err != nil {
 				t.Logf("docker rmi %s: %v\n%s", r.Reference, err, msg)
@@ -442,13 +452,7 @@ func TestInt_GPUSmoke(t *testing.T) {
 			models = append(models, m)
 		}
 	}
-	imgs := buildImages(t, slices.Sorted(func(yield func(string) bool) {
-		for s := range seen {
-			if !yield(s) {
-				return
-			}
-		}
-	}))
+	imgs := buildImages(t, slices.Sorted(maps.Keys(seen)))
 	mi := testsupport.StartMinIO(t)
 	mi.Bucket(t, "datasets")
 	mi.Bucket(t, "runs")

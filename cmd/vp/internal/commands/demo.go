@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/vision-platform/vp/local/compose"
+	"github.com/vision-platform/vp/local/credentials"
 	"github.com/vision-platform/vp/local/demo"
 	"github.com/vision-platform/vp/local/up"
 )
@@ -70,7 +70,7 @@ func demoCredentials(c *demo.Config, data string) error {
 		return nil
 	}
 	p := filepath.Join(data, "credentials.json")
-	creds, err := compose.ReadCredentials(p)
+	creds, err := credentials.Read(p)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("no credentials: pass --minio-user, --minio-password and --token, or run vp up (or make compose-up) once, which keeps them in %s", p)

@@ -23,6 +23,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/vision-platform/vp/local/compose"
+	vpcredentials "github.com/vision-platform/vp/local/credentials"
 )
 
 func main() {
@@ -106,7 +107,7 @@ func writeEnv(args []string) error {
 	if *out == "" {
 		return fmt.Errorf("--out is required")
 	}
-	c, err := compose.LoadCredentials(*creds)
+	c, err := vpcredentials.Load(*creds)
 	if err != nil {
 		return err
 	}
