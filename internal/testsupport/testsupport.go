@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -37,14 +38,25 @@ type MinIO struct {
 	Dir      string
 }
 
-// FreeAddr is a loopback host:port nothing listens on now.
+// FreeAddr is a loopback host:port nothing listens on now, below Linux's
+// ephemeral range (32768 and up, where a port the kernel picks comes
+// from): a server stopped and started again on it, as the restart tests
+// do, does not find it taken by some other test's outgoing connection.
 func FreeAddr(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		port := 10000 + rand.IntN(32768-10000)
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue // taken
+		}
+		addr := ln.Addr().String()
+		if err := ln.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return addr
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free loopback port in 10000-32767 after 100 tries")
+	return ""
 }
 
 // MinIOBinary finds the server that make deps installs.
