@@ -438,12 +438,20 @@ func (r *run) uploadOutputs(ctx context.Context, out objstore.URI, outDir string
 	return arts, errors.Join(errs...)
 }
 
+// finalMetrics are metrics.json's (a null, a value that was not finite,
+// left out, as in the protocol's lines), or the latest metric line's.
 func (r *run) finalMetrics(outDir string) map[string]float64 {
 	b, err := os.ReadFile(filepath.Join(outDir, "metrics.json"))
 	if err == nil {
-		var m map[string]float64
+		var m map[string]*float64
 		if json.Unmarshal(b, &m) == nil {
-			return m
+			out := make(map[string]float64, len(m))
+			for k, v := range m {
+				if v != nil {
+					out[k] = *v
+				}
+			}
+			return out
 		}
 	}
 	r.mu.Lock()

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -237,6 +239,14 @@ func TestProgressFinalMetrics(t *testing.T) {
 	p.flush()
 	if diff := cmp.Diff(map[string]float64{"accuracy": 0.8}, r.finalMetrics(t.TempDir())); diff != "" {
 		t.Errorf("run.finished metrics without metrics.json (-want +got):\n%s", diff)
+	}
+	// metrics.json's metrics win; a null (not finite) is left out, not 0.
+	out := t.TempDir()
+	if err := os.WriteFile(filepath.Join(out, "metrics.json"), []byte(`{"accuracy": 0.5, "val_loss": null}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(map[string]float64{"accuracy": 0.5}, r.finalMetrics(out)); diff != "" {
+		t.Errorf("run.finished metrics from metrics.json (-want +got):\n%s", diff)
 	}
 	if diff := cmp.Diff([]int64{4, 12}, sink.steps()); diff != "" {
 		t.Errorf("steps sent (-want +got):\n%s", diff)
