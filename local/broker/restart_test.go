@@ -23,15 +23,29 @@ import (
 	"github.com/vision-platform/vp/internal/testsupport"
 )
 
-// TestHelperBrokerProcess is not a test: TestInt_RestartAfterSIGKILL runs
-// the test binary again with it to get a broker in a process of its own.
-func TestHelperBrokerProcess(t *testing.T) {
+// helperEnv marks the test binary run again as a helper process
+// (startHelper): TestMain then serves instead of running the tests.
+const helperEnv = "VP_BROKER_HELPER_PROCESS"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) == "1" {
+		helperProcess() // never returns
+	}
+	os.Exit(m.Run())
+}
+
+// helperProcess is a broker in a process of its own, for
+// TestInt_RestartAfterSIGKILL and the benchmarks (VP_HELPER_DATA,
+// VP_HELPER_TRIGGERS), or the benchmarks' relay (VP_HELPER_RELAY). It
+// prints "LISTENING addr" once it listens.
+func helperProcess() {
 	dir, triggers := os.Getenv("VP_HELPER_DATA"), os.Getenv("VP_HELPER_TRIGGERS")
 	if target := os.Getenv("VP_HELPER_RELAY"); target != "" {
 		serveRelay(target) // the benchmarks' two-hop floor; never returns
 	}
 	if dir == "" {
-		t.Skip("helper process for TestInt_RestartAfterSIGKILL")
+		fmt.Println("ERROR", "VP_HELPER_DATA or VP_HELPER_RELAY is required")
+		os.Exit(2)
 	}
 	trs, err := LoadTriggers(triggers)
 	if err != nil {
@@ -71,14 +85,16 @@ func TestHelperBrokerProcess(t *testing.T) {
 		fmt.Fprintln(os.Stderr, "serving:", err)
 		os.Exit(1)
 	}
+	os.Exit(0)
 }
 
-// startHelper runs TestHelperBrokerProcess in a child process with the
-// environment env and returns it with its base URL once it listens.
+// startHelper runs helperProcess in a child process (the test binary
+// again) with the environment env and returns it with its base URL once it
+// listens.
 func startHelper(t testing.TB, env ...string) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperBrokerProcess$")
-	cmd.Env = append(os.Environ(), env...)
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(append(os.Environ(), helperEnv+"=1"), env...)
 	if p := os.Getenv("VP_HELPER_GOMAXPROCS"); p != "" {
 		cmd.Env = append(cmd.Env, "GOMAXPROCS="+p)
 	}
