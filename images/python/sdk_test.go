@@ -19,8 +19,9 @@ import (
 	"github.com/vision-platform/vp/internal/testsupport"
 )
 
-// python is Debian's python3 here; VP_TEST_PYTHON names another (the GPU
-// machine's, which has timm and transformers).
+// python is Debian's python3 here; VP_TEST_PYTHON names another. The
+// adapters of timm, transformers and ultralytics, which Debian does not
+// package, are tested in their framework images (images/frameworks/smoke).
 var python = func() string {
 	if p := os.Getenv("VP_TEST_PYTHON"); p != "" {
 		return p
@@ -35,13 +36,6 @@ func requireTorch(t *testing.T) {
 	t.Helper()
 	if out, err := exec.Command(python, "-c", "import torch, torchvision, PIL").CombinedOutput(); err != nil {
 		t.Fatalf("%s cannot import torch, torchvision and PIL (run make deps): %v\n%s", python, err, out)
-	}
-}
-
-func requireModule(t *testing.T, module, where string) {
-	t.Helper()
-	if out, err := exec.Command(python, "-c", "import "+module).CombinedOutput(); err != nil {
-		t.Skipf("%s is not importable with %s here (%s): %s", module, python, where, strings.TrimSpace(string(out)))
 	}
 }
 
@@ -313,19 +307,6 @@ func TestInt_TorchvisionWeights(t *testing.T) {
 	}
 }
 
-func TestInt_Timm(t *testing.T) {
-	testsupport.Integration(t)
-	requireTorch(t)
-	requireModule(t, "timm", "Debian does not package it, on this kind or go-docker: the test runs where a Python has it, as on the GPU machine (VP_TEST_PYTHON), and the library is in the timm framework image (make images)")
-	data := t.TempDir()
-	MakeImageFolder(t, data, 8, 32)
-	res := runSDK(t, nil, "--adapter", "timm", "--model", "resnet18", "--dataset", data, "--output", t.TempDir(),
-		"--hyperparameters", `{"epochs":1,"batchSize":8,"learningRate":0.01,"imageSize":32}`)
-	if res.code != 0 || len(res.metrics) != 1 {
-		t.Errorf("timm training: exit %d, %d metric lines\n%s", res.code, len(res.metrics), res.stderr)
-	}
-}
-
 func TestInt_CustomAdapter(t *testing.T) {
 	testsupport.Integration(t)
 	src, out := t.TempDir(), t.TempDir()
@@ -401,37 +382,6 @@ print("anchors were", cfg["anchors"])
 	res = runSDK(t, nil, "--adapter", "custom", "--model", "yolov7", "--dataset", "/d", "--output", t.TempDir(), "--hyperparameters", hp)
 	if res.code != 3 || !strings.Contains(res.stderr, "no value for ${nonesuch}") {
 		t.Errorf("missing template value: exit %d, %q", res.code, res.stderr)
-	}
-}
-
-func TestInt_HuggingFace(t *testing.T) {
-	testsupport.Integration(t)
-	requireTorch(t)
-	requireModule(t, "transformers", "Debian does not package it, on this kind or go-docker: the test runs where a Python has it, as on the GPU machine (VP_TEST_PYTHON), and the library is in the huggingface framework image (make images)")
-	data, out := t.TempDir(), t.TempDir()
-	MakeImageFolder(t, data, 8, 32)
-	hp := `{"epochs":2,"batchSize":8,"learningRate":0.001,"imageSize":32,"seed":1}`
-	res := runSDK(t, nil, "--adapter", "huggingface", "--model", "vit", "--dataset", data, "--output", out, "--hyperparameters", hp)
-	if res.code != 0 || len(res.metrics) != 2 || res.metrics[1]["epoch"] != float64(2) {
-		t.Fatalf("huggingface training: exit %d, metrics %v\n%s", res.code, res.metrics, res.stderr)
-	}
-	if _, err := os.Stat(filepath.Join(out, "weights", "model.safetensors")); err != nil {
-		t.Errorf("no exported model: %v", err)
-	}
-	res = runSDK(t, nil, "--adapter", "huggingface", "--model", "vit", "--dataset", data, "--output", out,
-		"--hyperparameters", strings.Replace(hp, `"epochs":2`, `"epochs":3`, 1))
-	if res.code != 0 || !strings.Contains(res.stdout, `"vp": "resume", "epoch": 2`) || len(res.metrics) != 1 || res.metrics[0]["epoch"] != float64(3) {
-		t.Errorf("huggingface resume: exit %d, metrics %v\n%s", res.code, res.metrics, res.stdout)
-	}
-}
-
-func TestInt_Ultralytics(t *testing.T) {
-	testsupport.Integration(t)
-	requireTorch(t)
-	requireModule(t, "ultralytics", "Debian does not package it, on this kind or go-docker: the test runs where a Python has it, as on the GPU machine (VP_TEST_PYTHON), and the library is in the ultralytics framework image (make images)")
-	res := runSDK(t, nil, "--adapter", "ultralytics", "--model", "yolov8n", "--dataset", t.TempDir(), "--output", t.TempDir(), "--format", "yolo", "--task", "detection")
-	if res.code != 3 || !strings.Contains(res.stderr, "no data.yaml") {
-		t.Errorf("ultralytics without data.yaml: exit %d, %q", res.code, res.stderr)
 	}
 }
 

@@ -312,7 +312,7 @@ func requireEngine(t *testing.T) {
 	t.Helper()
 	out, err := exec.Command("docker", "version", "--format", "{{.Server.Version}}").CombinedOutput()
 	if err != nil {
-		t.Skipf("no Docker Engine answers (docker version: %v: %s): the framework images run as containers; make docker-engine starts one", err, bytes.TrimSpace(out))
+		t.Skipf("no Docker Engine answers (docker version: %v: %s): the framework images run as containers, where an engine answers (the go-docker kind has one; make deps starts Debian's docker.io on the polyglot kind)", err, bytes.TrimSpace(out))
 	}
 }
 
@@ -469,4 +469,66 @@ func TestInt_GPUSmoke(t *testing.T) {
 			t.Logf("%s: one epoch on CUDA %.1f s, on the CPU (one thread) %.1f s", m.Ref(), time.Since(start).Seconds(), cpuTook.Seconds())
 		})
 	}
+}
+
+// TestInt_AdapterEdgesInTheirImages: what one epoch from scratch does not
+// show, run with the SDK straight in the framework images (no agent, no
+// network): the huggingface adapter resumes from its checkpoint where a
+// longer run of the same output goes on, and the ultralytics adapter
+// refuses a YOLO dataset without data.yaml (exit 3, naming it).
+func TestInt_AdapterEdgesInTheirImages(t *testing.T) {
+	testsupport.Integration(t)
+	requireEngine(t)
+	imgs := buildImages(t, []string{"huggingface", "ultralytics"})
+
+	t.Run("huggingface resumes", func(t *testing.T) {
+		data, out := t.TempDir(), t.TempDir()
+		datasettest.MakeImageFolder(t, data, 4, 32)
+		hp := `{"epochs":2,"batchSize":4,"learningRate":0.001,"imageSize":32,"seed":1}`
+		code, stdout, stderr := runSDK(t, imgs["huggingface"], data, out, "--adapter", "huggingface", "--model", "vit",
+			"--dataset", data, "--output", out, "--hyperparameters", hp)
+		if code != 0 || strings.Count(stdout, `"vp": "metric"`) != 2 {
+			t.Fatalf("two epochs: exit %d\n%s\n%s", code, stdout, stderr)
+		}
+		if _, err := os.Stat(filepath.Join(out, "weights", "model.safetensors")); err != nil {
+			t.Errorf("no exported model: %v", err)
+		}
+		code, stdout, stderr = runSDK(t, imgs["huggingface"], data, out, "--adapter", "huggingface", "--model", "vit",
+			"--dataset", data, "--output", out, "--hyperparameters", strings.Replace(hp, `"epochs":2`, `"epochs":3`, 1))
+		if code != 0 || !strings.Contains(stdout, `"vp": "resume", "epoch": 2`) || strings.Count(stdout, `"vp": "metric"`) != 1 || !strings.Contains(stdout, `"epoch": 3`) {
+			t.Errorf("three epochs on the same output: exit %d, want a resume after epoch 2 and one metric line for epoch 3\n%s\n%s", code, stdout, stderr)
+		}
+	})
+
+	t.Run("ultralytics without data.yaml", func(t *testing.T) {
+		data, out := t.TempDir(), t.TempDir()
+		code, _, stderr := runSDK(t, imgs["ultralytics"], data, out, "--adapter", "ultralytics", "--model", "yolov8n.yaml",
+			"--dataset", data, "--output", out, "--format", "yolo", "--task", "detection",
+			"--hyperparameters", `{"epochs":1,"batchSize":2,"learningRate":0.01,"imageSize":64}`)
+		if code != 3 || !strings.Contains(stderr, "data.yaml") {
+			t.Errorf("ultralytics without data.yaml: exit %d, want 3 naming data.yaml\n%s", code, stderr)
+		}
+	})
+}
+
+// runSDK runs python3 -m vp_sdk.run in img with no network, the folders
+// data and out mounted at their own paths, and returns its exit code,
+// standard output and standard error.
+func runSDK(t *testing.T, img image, data, out string, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command("docker", append([]string{"run", "--rm", "--network", "none",
+		"-v", data + ":" + data, "-v", out + ":" + out, "-e", "OMP_NUM_THREADS=1",
+		"--entrypoint", "/usr/bin/python3", img.id, "-m", "vp_sdk.run"}, args...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, stdout.String(), stderr.String()
+	case errors.As(err, &ee):
+		return ee.ExitCode(), stdout.String(), stderr.String()
+	}
+	t.Fatalf("docker run: %v\n%s", err, stderr.String())
+	return 0, "", ""
 }
