@@ -125,7 +125,7 @@ func realEngine(t *testing.T) *dockerapi.Client {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := c.Version(ctx); err != nil {
-		t.Skipf("no Docker Engine answers: %v", err)
+		t.Skipf("no Docker Engine answers: %v (%s)", err, testsupport.DockerEngineWhere)
 	}
 	return c
 }

@@ -38,6 +38,10 @@ type MinIO struct {
 	Dir      string
 }
 
+// DockerEngineWhere says, for a test that skips where no Docker Engine
+// answers, where one does.
+const DockerEngineWhere = "a Docker Engine answers on the go-docker kind of machine, and make deps starts Debian's docker.io on the polyglot kind"
+
 // FreeAddr is a loopback host:port nothing listens on now, below Linux's
 // ephemeral range (32768 and up, where a port the kernel picks comes
 // from): a server stopped and started again on it, as the restart tests

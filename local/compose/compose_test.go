@@ -106,11 +106,11 @@ func TestInt_Compose(t *testing.T) {
 	testsupport.Integration(t)
 	ctx := context.Background()
 	if err := Engine(ctx); err != nil {
-		t.Skipf("%v: the compose test runs the platform's containers; make docker-engine starts one", err)
+		t.Skipf("%v: the compose test runs the platform's containers (%s)", err, testsupport.DockerEngineWhere)
 	}
 	command, err := Command(ctx)
 	if err != nil {
-		t.Skipf("%v: install docker-compose (Debian's package) or the docker compose plugin", err)
+		t.Skipf("%v: no compose command (the go-docker kind has Debian's docker-compose; make deps installs it on the polyglot kind with the engine)", err)
 	}
 	root := testsupport.ModuleRoot(t)
 	home, err := os.UserHomeDir()

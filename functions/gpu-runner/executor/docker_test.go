@@ -179,7 +179,7 @@ func realEngine(t *testing.T) (*DockerExecutor, *dockerapi.Client) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if _, err := api.Version(ctx); err != nil {
-		t.Skipf("no Docker Engine answers at %s: %v", api.Host(), err)
+		t.Skipf("no Docker Engine answers at %s: %v (%s)", api.Host(), err, testsupport.DockerEngineWhere)
 	}
 	closeAtEnd(t, d)
 	return d, api

@@ -312,7 +312,7 @@ func requireEngine(t *testing.T) {
 	t.Helper()
 	out, err := exec.Command("docker", "version", "--format", "{{.Server.Version}}").CombinedOutput()
 	if err != nil {
-		t.Skipf("no Docker Engine answers (docker version: %v: %s): the framework images run as containers, where an engine answers (the go-docker kind has one; make deps starts Debian's docker.io on the polyglot kind)", err, bytes.TrimSpace(out))
+		t.Skipf("no Docker Engine answers (docker version: %v: %s): the framework images run as containers (%s)", err, bytes.TrimSpace(out), testsupport.DockerEngineWhere)
 	}
 }
 

@@ -80,7 +80,7 @@ layers:
 	}
 	// docker load and run what we built, with no Dockerfile in sight.
 	if msg, err := exec.Command("docker", "info").CombinedOutput(); err != nil {
-		t.Skipf("no Docker Engine answers (%v): the tar output is not loaded\n%s", err, msg)
+		t.Skipf("no Docker Engine answers (%v): the tar output is not loaded (%s)\n%s", err, testsupport.DockerEngineWhere, msg)
 	}
 	if msg, err := exec.Command("docker", "load", "-i", tarFile).CombinedOutput(); err != nil {
 		t.Fatalf("docker load: %v\n%s", err, msg)
