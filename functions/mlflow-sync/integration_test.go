@@ -690,7 +690,7 @@ func TestInt_Sync(t *testing.T) {
 			proxy.ServeHTTP(w, r)
 		}))
 		defer srv.Close()
-		var logs syncBuffer
+		var logs testsupport.SyncBuffer
 		log := zerolog.New(&logs).Level(zerolog.DebugLevel)
 		good := function(t, log, map[string]string{mlflowsync.EnvTrackingURI: srv.URL, mlflowsync.EnvToken: "s3cr3t-t0ken"})
 		r := newRun(t, 7, 2, events.StatusSucceeded)
@@ -765,21 +765,4 @@ func TestInt_MLflowDown(t *testing.T) {
 	if diff := cmp.Diff(r.want(), snapshot(t, c, r.runID)); diff != "" {
 		t.Errorf("MLflow's run after a full redelivery (-want +got):\n%s", diff)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

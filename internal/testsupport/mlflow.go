@@ -30,7 +30,7 @@ type MLflow struct {
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
-	out *syncBuffer
+	out *SyncBuffer
 }
 
 // MLflowBinary finds the MLflow server make deps installs (make mlflow).
@@ -104,7 +104,7 @@ func (m *MLflow) Start() {
 	}
 	cmd := exec.Command(m.bin, m.args...)
 	cmd.Dir, cmd.Env = m.dir, m.env
-	out := &syncBuffer{}
+	out := &SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -175,21 +175,4 @@ func (m *MLflow) Output() string {
 		return ""
 	}
 	return m.out.String()
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -38,6 +38,25 @@ type MinIO struct {
 	Dir      string
 }
 
+// SyncBuffer is a buffer one goroutine writes (a log, a process's
+// output) while a test reads it.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // DockerEngineWhere says, for a test that skips where no Docker Engine
 // answers, where one does.
 const DockerEngineWhere = "a Docker Engine answers on the go-docker kind of machine, and make deps starts Debian's docker.io on the polyglot kind"

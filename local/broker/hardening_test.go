@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -253,24 +252,6 @@ func TestInt_TriggersDoNotShareConnections(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink tests can read while the broker writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
-
 // TestInt_LargeReplyBody: a 2xx answer whose body is over the limit is a
 // delivery (the body discarded with a log line), not a failure; a 5xx with
 // such a body is a failure by its status.
@@ -294,7 +275,7 @@ func TestInt_LargeReplyBody(t *testing.T) {
 		t.Run(fmt.Sprintf("2xx chunked=%v", chunked), func(t *testing.T) {
 			s := newSink(t, func(_ int64, _ event.Event, w http.ResponseWriter) { write(t, w, http.StatusOK, chunked) })
 			dead := newSink(t, nil)
-			logs := &syncBuffer{}
+			logs := &testsupport.SyncBuffer{}
 			h := startBroker(t, trigger("big", s.URL, fmt.Sprintf("  delivery: {retry: 2, backoffDelay: PT0.01S, deadLetterSink: {uri: %q}}\n", dead.URL)),
 				WithMaxEventBytes(limit), WithLogger(zerolog.New(logs)))
 			mustAccept(t, h.ingress, mkEvent("big-reply", "t"))

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,23 +15,6 @@ import (
 	"github.com/vision-platform/vp/internal/testsupport"
 	"github.com/vision-platform/vp/local/up"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestInt_Demo: against a real vp up (the process executor, real CPU
 // training), a demo uploads its dataset, follows the job to run.finished
@@ -55,7 +37,7 @@ func TestInt_Demo(t *testing.T) {
 		ImageCache: filepath.Join(home, ".cache", "vision-platform", "test-images"),
 		Agent:      testsupport.BuildAgent(t), Python: testsupport.Python,
 	}
-	summary, logs := &syncBuffer{}, &syncBuffer{}
+	summary, logs := &testsupport.SyncBuffer{}, &testsupport.SyncBuffer{}
 	c.Out = summary
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -81,7 +63,7 @@ func TestInt_Demo(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var out syncBuffer
+	var out testsupport.SyncBuffer
 	r, err := Run(context.Background(), Config{
 		MinIO: c.MinIOAddr, MinIOUser: creds.MinIOUser, MinIOPassword: creds.MinIOPassword,
 		Gateway: "http://" + c.GatewayAddr, Token: creds.GatewayToken, Name: "demo-test",

@@ -29,8 +29,8 @@ type platform struct {
 	c      Config
 	cancel context.CancelFunc
 	done   chan error
-	out    *syncBuffer
-	logs   *syncBuffer
+	out    *testsupport.SyncBuffer
+	logs   *testsupport.SyncBuffer
 	mc     *miniogo.Client
 	ledger *ledger.Ledger
 }
@@ -58,7 +58,7 @@ func testConfig(t testing.TB, dataDir string) Config {
 // returns once MinIO is up and the summary printed.
 func startPlatform(t testing.TB, c Config) *platform {
 	t.Helper()
-	p := &platform{c: c, done: make(chan error, 1), out: &syncBuffer{}, logs: &syncBuffer{}}
+	p := &platform{c: c, done: make(chan error, 1), out: &testsupport.SyncBuffer{}, logs: &testsupport.SyncBuffer{}}
 	p.c.Out = p.out
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel

@@ -1,7 +1,6 @@
 package up
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,31 +20,14 @@ import (
 	"github.com/vision-platform/vp/internal/testsupport"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestInt_Up runs the local platform and sends it a platform event: the
 // event display shows it, and an invalid payload is refused at the door.
 func TestInt_Up(t *testing.T) {
 	testsupport.Integration(t)
-	var logs syncBuffer
+	var logs testsupport.SyncBuffer
 	log := zerolog.New(&logs)
 	c := testConfig(t, t.TempDir())
-	c.Out = &syncBuffer{}
+	c.Out = &testsupport.SyncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, c, log) }()
@@ -113,7 +94,7 @@ func TestInt_Up(t *testing.T) {
 }
 
 func TestEventDisplay(t *testing.T) {
-	var logs syncBuffer
+	var logs testsupport.SyncBuffer
 	h := EventDisplay(zerolog.New(&logs))
 	post := func(id string) int {
 		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(`{"n":1}`))

@@ -46,8 +46,8 @@ import os
 import re
 from collections import Counter
 
-from vp_sdk.adapters.huggingface_adapter import TrainerAdapter, _transformers, saved_model
-from vp_sdk.adapters.torchvision_adapter import _say, _torch, load_weights, prediction_count
+from vp_sdk.adapters.huggingface_adapter import ValidatingAdapter, _transformers, saved_model
+from vp_sdk.adapters.torchvision_adapter import _say, _torch, load_weights
 from vp_sdk.sdk import AdapterError, WeightsUnavailable
 
 # The scratch tokenizer's special tokens, in id order.
@@ -283,7 +283,7 @@ def word_tokenizer(captions, vocab_size, max_length):
     )
 
 
-class CaptioningAdapter(TrainerAdapter):
+class CaptioningAdapter(ValidatingAdapter):
     """BLIP captioning (see the module's doc)."""
 
     def __init__(self):
@@ -292,8 +292,6 @@ class CaptioningAdapter(TrainerAdapter):
         self._image_size = 0
         self._special = {}  # the ids of the decoder's pad and start tokens
         self._max_length = 40  # a caption's most tokens (extra.maxLength)
-        self._last = None  # (metrics, predictions) of the latest validation
-        self._trained = False  # train() is done: the latest validation is the trained model's
 
     # -- data -------------------------------------------------------------
     def prepare_data(self, ctx):
@@ -464,20 +462,6 @@ class CaptioningAdapter(TrainerAdapter):
             for im, c in zip(images, captions, strict=True)
         ]
         return metrics, predictions
-
-    def evaluate(self, ctx, model, data):
-        # fit validates after every epoch; once trained, the last epoch's holds
-        if not (self._trained and self._last is not None):
-            model.to(self.device())
-            self._last = self._validate(ctx, model, data)
-        return dict(self._last[0])
-
-    def predict(self, ctx, model):
-        """Writes predictions.json (TrainerAdapter.export calls it): the
-        validation predictions of the last evaluation, made now if none was."""
-        if self._last is None:
-            self.evaluate(ctx, model, self._data)
-        ctx.write_predictions(self._last[1][: prediction_count(ctx.hyperparameters)])
 
     def export(self, ctx, model):
         self._processor.save_pretrained(ctx.weights_dir)

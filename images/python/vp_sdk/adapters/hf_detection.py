@@ -238,13 +238,8 @@ class DetectionAdapter(TrainerAdapter):
 
         return self.build(ctx, tf.AutoModelForObjectDetection, self._classes, ["class_labels_classifier"], offline)
 
-    def train(self, ctx, data):
-        tf = _transformers()
-        tf.set_seed(ctx.hyperparameters.seed)
-        self._data = data
-        model = self.build_model(ctx)
-        self.note_initial(ctx, model)
-        return self.fit(ctx, model, data["train_set"], _Pad(), data)
+    def collate(self):
+        return _Pad()
 
     def _detect(self, ctx, model, ds, limit=None):
         """(image record, detections) of ds's images (the first limit),

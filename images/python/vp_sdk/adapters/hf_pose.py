@@ -49,14 +49,13 @@ import os
 import numpy as np
 
 from vp_sdk.adapters.hf_captioning import _LOAD, count_parameters, extra_value
-from vp_sdk.adapters.huggingface_adapter import TrainerAdapter, _transformers, saved_model
+from vp_sdk.adapters.huggingface_adapter import ValidatingAdapter, _transformers, saved_model
 from vp_sdk.adapters.torchvision_adapter import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     _say,
     _torch,
     load_weights,
-    prediction_count,
 )
 from vp_sdk.sdk import DEFAULT_IMAGE_SIZE, AdapterError, WeightsUnavailable
 
@@ -370,7 +369,7 @@ def _collate(items):
     return {k: torch.stack([it[k] for it in items]) for k in items[0]}
 
 
-class PoseAdapter(TrainerAdapter):
+class PoseAdapter(ValidatingAdapter):
     """ViTPose top-down pose estimation (see the module's doc)."""
 
     def __init__(self):
@@ -378,8 +377,6 @@ class PoseAdapter(TrainerAdapter):
         self._k = 0  # keypoints an object, set by prepare_data
         self._size = INPUT  # the input (height, width), set by train
         self._heat = (INPUT[0] // 4, INPUT[1] // 4)  # the heatmaps' (height, width), set by train
-        self._last = None  # (metrics, predictions) of the latest validation
-        self._trained = False  # train() is done: the latest validation is the trained model's
 
     # -- data -------------------------------------------------------------
     def prepare_data(self, ctx):
@@ -524,19 +521,8 @@ class PoseAdapter(TrainerAdapter):
         metrics["val_loss"] = total / max(len(crops), 1)
         return metrics, predictions
 
-    def evaluate(self, ctx, model, data):
-        # fit validates after every epoch; once trained, the last epoch's holds
-        if not (self._trained and self._last is not None):
-            model.to(self.device())
-            self._last = self._validate(ctx, model, data)
-        return dict(self._last[0])
-
-    def predict(self, ctx, model):
-        """Writes predictions.json (TrainerAdapter.export calls it): the
-        validation predictions of the last evaluation, made now if none was."""
-        if self._last is None:
-            self.evaluate(ctx, model, self._data)
-        ctx.write_predictions(self._last[1][: prediction_count(ctx.hyperparameters)], keypoints=self._k)
+    def predictions_about(self):
+        return {"keypoints": self._k}
 
     def export(self, ctx, model):
         tf = _transformers()

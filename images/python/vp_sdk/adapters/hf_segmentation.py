@@ -167,13 +167,8 @@ class SegmentationAdapter(TrainerAdapter):
 
         return self.build(ctx, tf.AutoModelForSemanticSegmentation, self._classes, ["decode_head.classifier"], ignoring)
 
-    def train(self, ctx, data):
-        tf = _transformers()
-        tf.set_seed(ctx.hyperparameters.seed)
-        self._data = data
-        model = self.build_model(ctx)
-        self.note_initial(ctx, model)
-        return self.fit(ctx, model, data["train_set"], _Stack(), data)
+    def collate(self):
+        return _Stack()
 
     def _segment(self, ctx, model, ds, limit=None):
         """Per batch of ds's images (the first limit): their records, their

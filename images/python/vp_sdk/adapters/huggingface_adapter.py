@@ -40,6 +40,7 @@ from vp_sdk.adapters.torchvision_adapter import (
     _say,
     _torch,
     head_names,
+    prediction_count,
     read_state_dict,
 )
 from vp_sdk.sdk import AdapterError, WeightsUnavailable
@@ -374,9 +375,50 @@ class TrainerAdapter(TorchvisionAdapter):
             os.rmdir(args.output_dir)  # the Trainer's, left empty
         return model
 
+    def train(self, ctx, data):
+        """build_model(ctx), then fit on data["train_set"] batched by
+        self.collate() (the detection and segmentation adapters'; the
+        others train their own way)."""
+        tf = _transformers()
+        tf.set_seed(ctx.hyperparameters.seed)
+        self._data = data
+        model = self.build_model(ctx)
+        self.note_initial(ctx, model)
+        return self.fit(ctx, model, data["train_set"], self.collate(), data)
+
     def export(self, ctx, model):
         model.save_pretrained(ctx.weights_dir, safe_serialization=True)
         self.predict(ctx, model)
+
+
+class ValidatingAdapter(TrainerAdapter):
+    """A TrainerAdapter whose one validation pass, _validate(ctx, model,
+    data) -> (metrics, predictions), serves both evaluate (after every
+    epoch; once trained, the last epoch's holds) and predict (the captioning
+    and pose adapters: generating captions or decoding heatmaps is the
+    dear part of both). A subclass sets self._trained when train is done
+    and may add top-level facts to predictions.json (predictions_about)."""
+
+    def __init__(self):
+        super().__init__()
+        self._last = None  # (metrics, predictions) of the latest validation
+        self._trained = False  # train() is done: the latest validation is the trained model's
+
+    def evaluate(self, ctx, model, data):
+        if not (self._trained and self._last is not None):
+            model.to(self.device())
+            self._last = self._validate(ctx, model, data)
+        return dict(self._last[0])
+
+    def predict(self, ctx, model):
+        """Writes predictions.json: the validation predictions of the last
+        evaluation, made now if none was."""
+        if self._last is None:
+            self.evaluate(ctx, model, self._data)
+        ctx.write_predictions(self._last[1][: prediction_count(ctx.hyperparameters)], **self.predictions_about())
+
+    def predictions_about(self):
+        return {}
 
 
 class _Wrap:
