@@ -92,9 +92,14 @@ func TestInt_Demo(t *testing.T) {
 	if tm.Requested.IsZero() || tm.Built.IsZero() || tm.Started.IsZero() || tm.FirstProgress.IsZero() || tm.Finished.IsZero() || tm.Total() <= 0 {
 		t.Errorf("times = %+v: want every hop", tm)
 	}
-	if s := testsupport.InOrder(out.String(), "uploaded to s3://datasets/demo-test/", "dataset.uploaded", "job.requested", "image.built",
-		"run.started", "run.progress  epoch 1", "run.finished  succeeded", "metrics", "artifact   weights/", "console", "Where the time went", "training"); s != "" {
-		t.Errorf("the demo's output lacks %q (in order):\n%s", s, out.String())
+	// Events print as they reach the gateway's stream: image.built and
+	// run.started (the gpu-runner's answer to it) come a few milliseconds
+	// apart by two routes, in either order.
+	for _, hop := range []string{"image.built", "run.started"} {
+		if s := testsupport.InOrder(out.String(), "uploaded to s3://datasets/demo-test/", "dataset.uploaded", "job.requested", hop,
+			"run.progress  epoch 1", "run.finished  succeeded", "metrics", "artifact   weights/", "console", "Where the time went", "training"); s != "" {
+			t.Errorf("the demo's output lacks %q (in order):\n%s", s, out.String())
+		}
 	}
 	t.Logf("the demo:\n%s", out.String())
 }
